@@ -1,0 +1,1 @@
+"""The `ncii` command line: a thin layer that parses options, calls the library, renders."""

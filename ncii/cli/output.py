@@ -1,0 +1,71 @@
+"""Rendering records as a table, JSON lines or CSV; one renderer for every command."""
+
+from __future__ import annotations
+
+import csv
+import json
+import sys
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any, TypeVar
+
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from ncii.cli.options import OutputFormat
+
+T = TypeVar("T")
+
+stdout_console = Console(soft_wrap=True)
+stderr_console = Console(stderr=True, soft_wrap=True)
+
+
+def choose_format(requested: OutputFormat | None) -> OutputFormat:
+    if requested is not None:
+        return requested
+    return OutputFormat.table if sys.stdout.isatty() else OutputFormat.jsonl
+
+
+def render(
+    records: Iterable[T],
+    *,
+    fmt: OutputFormat,
+    columns: Sequence[str],
+    flat: Callable[[T], Mapping[str, Any]],
+    as_json: Callable[[T], Mapping[str, Any]] | None = None,
+    title: str | None = None,
+) -> None:
+    """Write records as they arrive (the table waits for all of them to size its columns).
+
+    Table and CSV show ``flat(record)`` restricted to ``columns``; JSON lines write
+    ``as_json(record)`` (richer, nested) when given, else the flat row.
+    """
+    if fmt is OutputFormat.jsonl:
+        to_json = as_json or flat
+        for record in records:
+            sys.stdout.write(json.dumps(to_json(record), ensure_ascii=False, separators=(",", ":")))
+            sys.stdout.write("\n")
+            sys.stdout.flush()
+    elif fmt is OutputFormat.csv:
+        writer = csv.DictWriter(sys.stdout, fieldnames=list(columns), extrasaction="ignore")
+        writer.writeheader()
+        for record in records:
+            writer.writerow({k: ("" if v is None else v) for k, v in flat(record).items()})
+            sys.stdout.flush()
+    else:
+        table = Table(title=title)
+        for column in columns:
+            table.add_column(column, overflow="fold")
+        for record in records:
+            row = flat(record)
+            table.add_row(*("" if row.get(c) is None else str(row.get(c)) for c in columns))
+        stdout_console.print(table)
+
+
+def error_line(message: str) -> None:
+    """One line on stderr, never a traceback."""
+    stderr_console.print(Text.assemble(("error: ", "bold red"), message), highlight=False)
+
+
+def note_line(message: str) -> None:
+    stderr_console.print(Text(message), highlight=False)

@@ -1,0 +1,220 @@
+"""Media file → every signal ncii computes for it. The one hasher behind `ncii hash`, `ncii add`
+and `ncii match`.
+
+Pure: no database, web or CLI code. The bytes are read, hashed and dropped within the call.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import multiprocessing.context
+import os
+import sys
+from collections.abc import Iterable, Iterator
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from functools import partial
+from pathlib import Path
+
+from ncii.errors import MediaError, UnsupportedMedia
+from ncii.media import DEFAULT_MAX_PIXELS, DEFAULT_MAX_SIDE, DecodeOptions, decode_image
+from ncii.signals import FILE_SIGNALS, IMAGE_SIGNALS, SIGNAL_TYPES, Signal, get_signal_type
+from ncii.signals.exact import compute_digests
+from ncii.signals.imagehashes import compute_imagehash
+from ncii.signals.pdq import compute_pdq
+
+MAX_FILE_BYTES = 2 * 1024**3
+"""Refuse to read files larger than this into memory (2 GiB)."""
+
+
+@dataclass(frozen=True, slots=True)
+class HashOptions:
+    """How to hash. The defaults are Meta's reference pipeline plus browser conventions."""
+
+    signals: tuple[str, ...] = IMAGE_SIGNALS + FILE_SIGNALS
+    max_side: int | None = DEFAULT_MAX_SIDE
+    apply_exif_orientation: bool = True
+    max_pixels: int = DEFAULT_MAX_PIXELS
+
+    def __post_init__(self) -> None:
+        names = tuple(get_signal_type(s).name for s in self.signals)
+        object.__setattr__(self, "signals", tuple(n for n in SIGNAL_TYPES if n in names))
+
+    @classmethod
+    def full_resolution(cls, **kwargs: object) -> HashOptions:
+        """Hash without the 512 px shrink, as HMA and python-threatexchange do."""
+        return cls(max_side=None, **kwargs)  # type: ignore[arg-type]
+
+    @property
+    def decode(self) -> DecodeOptions:
+        return DecodeOptions(
+            max_side=self.max_side,
+            apply_exif_orientation=self.apply_exif_orientation,
+            max_pixels=self.max_pixels,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class MediaHashes:
+    """What ncii knows about one media file after hashing it: never its bytes."""
+
+    source: str
+    media_type: str
+    size: int
+    width: int
+    height: int
+    signals: tuple[Signal, ...]
+    pdq_dihedral: tuple[str, ...] = field(default=(), repr=False)
+    """The PDQ hashes of the seven flips/rotations after the original, for query-side matching."""
+
+    def get(self, signal_type: str) -> Signal | None:
+        return next((s for s in self.signals if s.type == signal_type), None)
+
+    def to_dict(self, *, dihedral: bool = False) -> dict[str, object]:
+        data: dict[str, object] = {
+            "path": self.source,
+            "media_type": self.media_type,
+            "size": self.size,
+            "width": self.width,
+            "height": self.height,
+            "signals": [
+                {"type": s.type, "value": s.value}
+                | ({"quality": s.quality} if s.quality is not None else {})
+                for s in self.signals
+            ],
+        }
+        if dihedral:
+            data["pdq_dihedral"] = list(self.pdq_dihedral)
+        return data
+
+
+def hash_bytes(
+    data: bytes, *, name: str = "<bytes>", options: HashOptions | None = None
+) -> MediaHashes:
+    """Hash a media file's bytes. Raises a :class:`~ncii.errors.MediaError` naming ``name``."""
+    options = options or HashOptions()
+    wanted = options.signals
+    signals: list[Signal] = []
+    dihedral: tuple[str, ...] = ()
+    image_signals = [s for s in wanted if s in IMAGE_SIGNALS]
+    decoded = decode_image(data, name=name, options=options.decode)
+    try:
+        for kind in image_signals:
+            if kind == "pdq":
+                pdq = compute_pdq(decoded.image)
+                signals.append(Signal("pdq", pdq.hash, pdq.quality))
+                dihedral = pdq.dihedral[1:]
+            else:
+                signals.append(Signal(kind, compute_imagehash(kind, decoded.image)))
+    finally:
+        decoded.image.close()
+    digests = compute_digests(data) if any(s in FILE_SIGNALS for s in wanted) else {}
+    signals.extend(Signal(kind, digests[kind]) for kind in FILE_SIGNALS if kind in wanted)
+    order = {name: i for i, name in enumerate(SIGNAL_TYPES)}
+    signals.sort(key=lambda s: order[s.type])
+    return MediaHashes(
+        source=name,
+        media_type=decoded.media_type,
+        size=len(data),
+        width=decoded.width,
+        height=decoded.height,
+        signals=tuple(signals),
+        pdq_dihedral=dihedral,
+    )
+
+
+def hash_file(path: str | os.PathLike[str], *, options: HashOptions | None = None) -> MediaHashes:
+    """Hash one media file on disk (``-`` reads standard input)."""
+    name = os.fspath(path)
+    return hash_bytes(read_media(name), name=name, options=options)
+
+
+def read_media(name: str) -> bytes:
+    """Read a whole media file, refusing directories, special files and oversized inputs."""
+    if name == "-":
+        return sys.stdin.buffer.read(MAX_FILE_BYTES + 1)
+    try:
+        with open(name, "rb") as handle:
+            stat = os.fstat(handle.fileno())
+            if stat.st_size > MAX_FILE_BYTES:
+                raise UnsupportedMedia(f"{name}: file too large ({stat.st_size:,} bytes)")
+            return handle.read()
+    except IsADirectoryError:
+        raise MediaError(f"{name}: is a directory") from None
+    except FileNotFoundError:
+        raise MediaError(f"{name}: no such file") from None
+    except PermissionError:
+        raise MediaError(f"{name}: permission denied") from None
+    except OSError as exc:
+        raise MediaError(f"{name}: cannot read ({exc.strerror or exc})") from None
+
+
+def expand_inputs(inputs: Iterable[str]) -> list[str]:
+    """Files as given, directories walked recursively in sorted order (hidden entries skipped),
+    ``-`` for standard input kept as is."""
+    paths: list[str] = []
+    for item in inputs:
+        path = Path(item)
+        if item != "-" and path.is_dir():
+            paths.extend(
+                str(p)
+                for p in sorted(path.rglob("*"))
+                if p.is_file()
+                and not any(part.startswith(".") for part in p.relative_to(path).parts)
+            )
+        else:
+            paths.append(item)
+    return paths
+
+
+@dataclass(frozen=True, slots=True)
+class HashOutcome:
+    """One input of a batch: its hashes, or the one-line reason it could not be hashed."""
+
+    source: str
+    hashes: MediaHashes | None
+    error: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
+def hash_outcome(name: str, options: HashOptions | None = None) -> HashOutcome:
+    """Hash one input and never raise: the error becomes part of the outcome."""
+    try:
+        return HashOutcome(name, hash_file(name, options=options))
+    except MediaError as exc:
+        return HashOutcome(name, None, str(exc))
+    except MemoryError:
+        return HashOutcome(name, None, f"{name}: out of memory while decoding")
+
+
+def hash_many(
+    names: Iterable[str], *, options: HashOptions | None = None, jobs: int = 1
+) -> Iterator[HashOutcome]:
+    """Hash many inputs in order, on ``jobs`` worker processes (each reads its own files).
+
+    Bad inputs yield an outcome with an error and the batch goes on.
+    """
+    options = options or HashOptions()
+    names = list(names)
+    if jobs <= 1 or len(names) < 2:
+        for name in names:
+            yield hash_outcome(name, options)
+        return
+    stdin_outcome = hash_outcome("-", options) if "-" in names else None
+    with ProcessPoolExecutor(max_workers=jobs, mp_context=_mp_context()) as pool:
+        remote = pool.map(
+            partial(hash_outcome, options=options),
+            [n for n in names if n != "-"],
+            chunksize=max(1, min(16, len(names) // (jobs * 8))),
+        )
+        for name in names:
+            yield stdin_outcome if name == "-" and stdin_outcome else next(remote)
+
+
+def _mp_context() -> multiprocessing.context.BaseContext:
+    # forkserver: workers never inherit the parent's threads, database connections or locks.
+    methods = multiprocessing.get_all_start_methods()
+    return multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn")

@@ -1,0 +1,50 @@
+"""The imagehash family: 64-bit pHash, dHash, aHash and wHash as 16 hex digits.
+
+They are cheaper and weaker than PDQ; platforms use them as second opinions and some partners
+exchange them. Thresholds come from ``bench/imagehash_thresholds.py`` run on ``../shared/data``
+(known edits of the same photo versus every pair of 2,500 distinct photos); the figures behind
+each number are in ``docs/benchmarks.md``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import imagehash
+from PIL import Image
+
+from ncii.signals.base import SignalType
+
+PHASH_MATCH_THRESHOLD = 8
+DHASH_MATCH_THRESHOLD = 8
+AHASH_MATCH_THRESHOLD = 6
+WHASH_MATCH_THRESHOLD = 6
+
+
+def _family(name: str, threshold: int, what: str) -> SignalType:
+    return SignalType(
+        name=name,
+        bits=64,
+        threshold=threshold,
+        exact=False,
+        description=f"{what} (imagehash, 64 bits)",
+        examples=("d1c1b2a3c4e5f607",),
+    )
+
+
+PHASH = _family("phash", PHASH_MATCH_THRESHOLD, "DCT perceptual hash")
+DHASH = _family("dhash", DHASH_MATCH_THRESHOLD, "difference hash")
+AHASH = _family("ahash", AHASH_MATCH_THRESHOLD, "average hash")
+WHASH = _family("whash", WHASH_MATCH_THRESHOLD, "Haar wavelet hash")
+
+_FUNCTIONS: dict[str, Callable[[Image.Image], imagehash.ImageHash]] = {
+    "phash": imagehash.phash,
+    "dhash": imagehash.dhash,
+    "ahash": imagehash.average_hash,
+    "whash": imagehash.whash,
+}
+
+
+def compute_imagehash(name: str, image: Image.Image) -> str:
+    """One imagehash signal of an RGB image, as 16 lowercase hex digits."""
+    return str(_FUNCTIONS[name](image))
