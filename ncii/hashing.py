@@ -167,6 +167,10 @@ def expand_inputs(inputs: Iterable[str]) -> list[str]:
     return paths
 
 
+def _hidden(relative: Path) -> bool:
+    return any(part.startswith(".") for part in relative.parts)
+
+
 @dataclass(frozen=True, slots=True)
 class HashOutcome:
     """One input of a batch: its hashes, or the one-line reason it could not be hashed."""

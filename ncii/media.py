@@ -54,7 +54,7 @@ _ORIENTATION_TRANSPOSE = {
     7: Image.Transpose.TRANSVERSE,
     8: Image.Transpose.ROTATE_90,
 }
-"""EXIF orientation tag → the transpose that makes the image upright (as ImageOps.exif_transpose)."""
+"""EXIF orientation → the transpose that makes the image upright (as ImageOps.exif_transpose)."""
 
 
 @dataclass(frozen=True, slots=True)
