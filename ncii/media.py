@@ -7,7 +7,7 @@ Every convention that changes pixels before hashing is decided here, once, and d
   decoding so a 12 MP photo is decoded at a fraction of its size; both are bit-for-bit the
   reference pipeline. ``max_side=None`` hashes at full resolution like HMA.
 * **EXIF orientation applied**, as every browser (where victim-side hashing happens) does.
-* **Transparency composited over black**, as a browser canvas yields (premultiplied alpha).
+* **Fully transparent pixels blackened**, alpha dropped, as a browser canvas yields them.
 * **16-bit samples scaled to 8 bits** (``value >> 8``) instead of Pillow's clamp to 255.
 
 Decoding is bounded: the header's pixel count is checked against ``max_pixels`` before any
@@ -93,8 +93,11 @@ def decode_image(
             image = Image.open(io.BytesIO(data))
         except UnidentifiedImageError:
             raise UnsupportedMedia(f"{name}: not an image ncii can decode") from None
-        except Image.DecompressionBombError as exc:
-            raise MediaTooLarge(f"{name}: image too large to decode ({exc})") from None
+        except Image.DecompressionBombError:
+            raise MediaTooLarge(
+                f"{name}: image too large to decode, over {2 * (Image.MAX_IMAGE_PIXELS or 0):,} "
+                "pixels (possible decompression bomb)"
+            ) from None
         except Exception as exc:  # Pillow plugins raise many types on hostile input
             raise UnsupportedMedia(f"{name}: corrupt image ({_one_line(exc)})") from None
         return _decode(image, name, options)
@@ -142,9 +145,7 @@ def to_rgb8(image: Image.Image) -> Image.Image:
     if mode.startswith("I;16") or mode in ("I", "F"):
         return _high_depth_to_rgb(image)
     if mode in _ALPHA_MODES or (mode == "P" and "transparency" in image.info):
-        rgba = image.convert("RGBA")
-        black = Image.new("RGBA", rgba.size, (0, 0, 0, 255))
-        return Image.alpha_composite(black, rgba).convert("RGB")
+        return _blacken_transparent(image.convert("RGBA"))
     if mode == "LAB":
         from PIL import ImageCms
 
@@ -152,6 +153,15 @@ def to_rgb8(image: Image.Image) -> Image.Image:
         srgb = ImageCms.createProfile("sRGB")
         return ImageCms.profileToProfile(image, lab, srgb, outputMode="RGB")
     return image.convert("RGB")
+
+
+def _blacken_transparent(rgba: Image.Image) -> Image.Image:
+    """Fully transparent pixels become black and the alpha channel is dropped, which is what a
+    browser canvas hands to JavaScript hashers (it keeps premultiplied pixels, so a colour
+    hidden under alpha 0 is lost while partly transparent pixels keep theirs)."""
+    pixels = np.array(rgba)
+    pixels[pixels[:, :, 3] == 0, :3] = 0
+    return Image.fromarray(np.ascontiguousarray(pixels[:, :, :3]), "RGB")
 
 
 def _high_depth_to_rgb(image: Image.Image) -> Image.Image:
