@@ -1,7 +1,7 @@
 import pytest
 
 from ncii import InvalidSignal, Signal, UnknownSignalType, get_signal_type
-from ncii.signals import SIGNAL_TYPES, PDQ_MATCH_THRESHOLD
+from ncii.signals import PDQ_MATCH_THRESHOLD, SIGNAL_TYPES
 
 
 @pytest.mark.parametrize("signal_type", SIGNAL_TYPES.values(), ids=lambda t: t.name)
