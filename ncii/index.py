@@ -1,0 +1,349 @@
+"""Exact Hamming range search over fixed-width hashes: multi-index hashing on numpy.
+
+Every hash is cut into ``m`` chunks of ``w`` bits (``w`` chosen per segment from its size). If
+two hashes are within distance ``t``, at least one of their chunks differs in at most
+``t // m`` bits (pigeonhole), so probing each chunk's buckets at that radius finds every true
+neighbour; each candidate is then
+verified with an exact popcount. Nothing is approximate: the result is what brute force
+gives, for any threshold (a larger threshold probes more buckets, it never misses).
+
+The index is a list of immutable *segments* (sorted bucket arrays, built in one numpy pass)
+plus a small *tail* of recent additions searched by brute force. When the tail grows it
+becomes a segment, and segments of similar size are merged (a log-structured layout), so an
+addition is visible at once and costs amortised O(log n) rebuild work. Disabling a key flips
+a flag; it never forces a rebuild.
+
+Rows carry an opaque int64 *key* (the store's signal row id); the caller maps keys to banks
+and entries. Pure: imports numpy only.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from functools import lru_cache
+
+import numpy as np
+
+try:  # the compiled probe loop; the numpy path gives identical results, slower
+    from ncii import _mih_kernel as _kernel
+except ImportError:  # pragma: no cover - numba is a dependency, but keep matching working
+    _kernel = None  # type: ignore[assignment]
+
+USE_KERNEL = True
+"""Tests flip this to check the numpy path against the kernel."""
+
+TAIL_LIMIT = 4096
+"""Additions searched by brute force before they are frozen into a segment."""
+
+DESIGN_THRESHOLD = {64: 10, 128: 0, 256: 31}
+"""The threshold each hash width's chunking is tuned for (any threshold still works)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Hit:
+    query: int
+    """Position of the query in the batch."""
+    key: int
+    distance: int
+
+
+def hex_to_words(hexes: Sequence[str], bits: int) -> np.ndarray:
+    """Hex strings → (n, bits/64) uint64 rows; raises ValueError on a malformed value."""
+    nbytes = bits // 8
+    raw = bytes.fromhex("".join(hexes)) if hexes else b""
+    if len(raw) != nbytes * len(hexes):
+        raise ValueError(f"every hash must be {bits // 4} hex digits")
+    words = np.frombuffer(raw, dtype=np.uint8).reshape(len(hexes), nbytes).view(">u8")
+    return words.astype(np.uint64)
+
+
+def words_to_hex(words: np.ndarray) -> list[str]:
+    raw = words.astype(">u8").tobytes()
+    size = words.shape[1] * 8
+    return [raw[i : i + size].hex() for i in range(0, len(raw), size)]
+
+
+@lru_cache(maxsize=64)
+def _flip_masks(width: int, radius: int) -> np.ndarray:
+    """Every ``width``-bit mask with at most ``radius`` bits set."""
+    masks = [0]
+    for r in range(1, min(radius, width) + 1):
+        masks.extend(sum(1 << b for b in bits) for bits in itertools.combinations(range(width), r))
+    return np.array(masks, dtype=np.int64)
+
+
+def _choose_chunk_width(n: int, bits: int) -> int:
+    """Pick the chunk width that minimises probes + candidates per query for ``n`` rows at
+    the design threshold, with bucket tables of at most ~10 entries per row (memory)."""
+    threshold = DESIGN_THRESHOLD.get(bits, bits // 8)
+    best_width, best_cost = 8, float("inf")
+    for width in range(8, 25):
+        m = bits // width
+        if m == 0 or m * (1 << width) > max(10 * n, 1 << 20):
+            continue
+        probes = m * len(_flip_masks(width, threshold // m)) if threshold // m <= 4 else 1 << 40
+        cost = 2 * probes + probes * n / (1 << width)
+        if cost < best_cost:
+            best_width, best_cost = width, cost
+    return best_width
+
+
+def _chunk_values(words: np.ndarray, width: int) -> list[np.ndarray]:
+    """The ``bits // width`` chunks of each row (bits taken LSB-first, word 0 lowest);
+    leftover high bits are left out of the filter, never out of the verification."""
+    mask = np.uint64((1 << width) - 1)
+    chunks = []
+    for c in range(words.shape[1] * 64 // width):
+        bit = c * width
+        i, shift = divmod(bit, 64)
+        values = words[:, i] >> np.uint64(shift)
+        if shift + width > 64:
+            values = values | (words[:, i + 1] << np.uint64(64 - shift))
+        chunks.append((values & mask).astype(np.int64))
+    return chunks
+
+
+class _Segment:
+    """Immutable multi-index over n rows: per chunk, rows sorted by chunk value."""
+
+    __slots__ = ("active", "keys", "order", "starts", "width", "words")
+
+    def __init__(self, words: np.ndarray, keys: np.ndarray, active: np.ndarray) -> None:
+        by_key = np.argsort(keys, kind="stable")
+        self.words = np.ascontiguousarray(words[by_key])
+        self.keys = keys[by_key]
+        self.active = active[by_key].copy()
+        n = len(self.keys)
+        self.width = _choose_chunk_width(n, self.words.shape[1] * 64)
+        chunks = _chunk_values(self.words, self.width)
+        buckets = 1 << self.width
+        self.order = np.empty((len(chunks), n), dtype=np.uint32)
+        self.starts = np.zeros((len(chunks), buckets + 1), dtype=np.uint32)
+        for c, column in enumerate(chunks):
+            self.order[c] = np.argsort(column, kind="stable")
+            np.cumsum(np.bincount(column, minlength=buckets), out=self.starts[c, 1:])
+
+    def __len__(self) -> int:
+        return len(self.keys)
+
+    def search(self, queries: np.ndarray, threshold: int) -> np.ndarray:
+        """(pairs, 3) int64 of [query, row, distance] for every active row within threshold."""
+        if _kernel is None or not USE_KERNEL:
+            return self.search_numpy(queries, threshold)
+        masks = _flip_masks(self.width, threshold // len(self.order))
+        capacity = 256
+        while True:
+            out = np.empty((capacity, 3), dtype=np.int64)
+            found = _kernel.search(
+                queries,
+                self.words,
+                self.order,
+                self.starts,
+                self.active,
+                masks,
+                self.width,
+                threshold,
+                out,
+            )
+            if found >= 0:
+                return out[:found]
+            capacity *= 8
+
+    def search_numpy(self, queries: np.ndarray, threshold: int) -> np.ndarray:
+        """The same search in plain numpy (used without numba; a cross-check in tests)."""
+        qchunks = np.stack(_chunk_values(queries, self.width), axis=1)  # (q, m)
+        m = qchunks.shape[1]
+        masks = _flip_masks(self.width, threshold // m)
+        # Probe values (q, m, p) → bucket bounds in the flattened (m, buckets + 1) table.
+        stride = (1 << self.width) + 1
+        slots = (qchunks[:, :, None] ^ masks[None, None, :]) + (
+            np.arange(m, dtype=np.int64) * stride
+        )[None, :, None]
+        flat_starts = self.starts.reshape(-1)
+        lo = np.take(flat_starts, slots).astype(np.int64).reshape(-1)
+        lengths = np.take(flat_starts, slots + 1).astype(np.int64).reshape(-1) - lo
+        nonzero = np.flatnonzero(lengths)
+        if len(nonzero) == 0:
+            return np.empty((0, 3), dtype=np.int64)
+        lengths = lengths[nonzero]
+        # Ranges → positions in the flattened (m, n) order array.
+        per_query = m * len(masks)
+        chunk_of = (nonzero // len(masks)) % m
+        begin = lo[nonzero] + chunk_of * len(self)
+        ends = np.cumsum(lengths)
+        total = int(ends[-1])
+        positions = np.arange(total, dtype=np.int64) + np.repeat(begin - ends + lengths, lengths)
+        rows = np.take(self.order.reshape(-1), positions).astype(np.int64)
+        candidates = np.take(self.words, rows, axis=0)
+        if len(queries) == 1:
+            candidates ^= queries[0]
+            query_of = np.zeros(total, dtype=np.int64)
+        else:
+            query_of = np.repeat(nonzero // per_query, lengths)
+            candidates ^= np.take(queries, query_of, axis=0)
+        counts = np.bitwise_count(candidates).astype(np.int16)
+        distances = counts[:, 0]
+        for w in range(1, counts.shape[1]):
+            distances += counts[:, w]
+        keep = np.flatnonzero(distances <= threshold)
+        keep = keep[np.take(self.active, rows[keep])]
+        if len(keep) == 0:
+            return np.empty((0, 3), dtype=np.int64)
+        # A row reached through several chunks is reported once per query.
+        pair = query_of[keep] * len(self) + rows[keep]
+        _, first = np.unique(pair, return_index=True)
+        keep = keep[first]
+        return np.stack([query_of[keep], rows[keep], distances[keep].astype(np.int64)], axis=1)
+
+    def rows_of(self, key: int) -> slice:
+        return slice(
+            int(np.searchsorted(self.keys, key, "left")),
+            int(np.searchsorted(self.keys, key, "right")),
+        )
+
+
+class HammingIndex:
+    """Range search over hashes of ``bits`` bits (a multiple of 64), exact for any threshold."""
+
+    def __init__(self, bits: int) -> None:
+        if bits % 64:
+            raise ValueError("bits must be a multiple of 64")
+        self.bits = bits
+        self._width = bits // 64
+        self._segments: list[_Segment] = []
+        self._tail_words: list[np.ndarray] = []
+        self._tail_keys: list[int] = []
+        self._tail_active: list[bool] = []
+
+    # -- building -------------------------------------------------------------------------
+
+    @classmethod
+    def build(cls, bits: int, hexes: Sequence[str], keys: Iterable[int]) -> HammingIndex:
+        """One segment from many hashes at once (the fast path for loading a bank)."""
+        index = cls(bits)
+        words = hex_to_words(hexes, bits)
+        index.add_words(words, np.fromiter(keys, dtype=np.int64, count=len(hexes)))
+        return index
+
+    def add(self, hex_value: str, key: int, *, active: bool = True) -> None:
+        """Add one hash; visible to the very next search."""
+        self._tail_words.append(hex_to_words([hex_value], self.bits)[0])
+        self._tail_keys.append(int(key))
+        self._tail_active.append(active)
+        if len(self._tail_keys) >= TAIL_LIMIT:
+            self._freeze_tail()
+
+    def add_words(
+        self, words: np.ndarray, keys: np.ndarray, active: np.ndarray | None = None
+    ) -> None:
+        """Add many hashes given as (n, bits/64) uint64 rows."""
+        if len(keys) == 0:
+            return
+        if words.shape != (len(keys), self._width):
+            raise ValueError(f"expected ({len(keys)}, {self._width}) words, got {words.shape}")
+        flags = np.ones(len(keys), dtype=bool) if active is None else active.astype(bool)
+        if len(keys) < TAIL_LIMIT // 4:
+            self._tail_words.extend(words)
+            self._tail_keys.extend(int(k) for k in keys)
+            self._tail_active.extend(bool(a) for a in flags)
+            if len(self._tail_keys) >= TAIL_LIMIT:
+                self._freeze_tail()
+            return
+        self._push_segment(_Segment(words.astype(np.uint64), keys.astype(np.int64), flags))
+
+    def _freeze_tail(self) -> None:
+        if not self._tail_keys:
+            return
+        segment = _Segment(
+            np.array(self._tail_words, dtype=np.uint64).reshape(-1, self._width),
+            np.array(self._tail_keys, dtype=np.int64),
+            np.array(self._tail_active, dtype=bool),
+        )
+        self._tail_words, self._tail_keys, self._tail_active = [], [], []
+        self._push_segment(segment)
+
+    def _push_segment(self, segment: _Segment) -> None:
+        self._segments.append(segment)
+        # Merge while the newest segment is at least half its predecessor: O(log n) segments.
+        while len(self._segments) >= 2 and 2 * len(self._segments[-1]) >= len(self._segments[-2]):
+            newer = self._segments.pop()
+            older = self._segments.pop()
+            self._segments.append(
+                _Segment(
+                    np.concatenate([older.words, newer.words]),
+                    np.concatenate([older.keys, newer.keys]),
+                    np.concatenate([older.active, newer.active]),
+                )
+            )
+
+    def compact(self) -> None:
+        """Freeze the tail and merge everything into one segment (after a bulk load)."""
+        self._freeze_tail()
+        if len(self._segments) > 1:
+            parts = self._segments
+            self._segments = [
+                _Segment(
+                    np.concatenate([s.words for s in parts]),
+                    np.concatenate([s.keys for s in parts]),
+                    np.concatenate([s.active for s in parts]),
+                )
+            ]
+
+    # -- status ---------------------------------------------------------------------------
+
+    def set_active(self, key: int, active: bool) -> int:
+        """Enable or disable every row with this key; returns how many rows it touched."""
+        touched = 0
+        for segment in self._segments:
+            rows = segment.rows_of(key)
+            segment.active[rows] = active
+            touched += rows.stop - rows.start
+        for i, k in enumerate(self._tail_keys):
+            if k == key:
+                self._tail_active[i] = active
+                touched += 1
+        return touched
+
+    def __len__(self) -> int:
+        return sum(len(s) for s in self._segments) + len(self._tail_keys)
+
+    def active_count(self) -> int:
+        return sum(int(s.active.sum()) for s in self._segments) + sum(self._tail_active)
+
+    # -- searching ------------------------------------------------------------------------
+
+    def search(self, hexes: Sequence[str], threshold: int) -> list[Hit]:
+        """Every active row within ``threshold`` of each query, with its distance."""
+        if not hexes:
+            return []
+        return self.search_words(hex_to_words(hexes, self.bits), threshold)
+
+    def search_words(self, queries: np.ndarray, threshold: int) -> list[Hit]:
+        if threshold < 0:
+            raise ValueError("threshold must be >= 0")
+        queries = queries.astype(np.uint64).reshape(-1, self._width)
+        results: list[np.ndarray] = []
+        if self._segments:
+            for segment in self._segments:
+                found = segment.search(queries, threshold)
+                if len(found):
+                    keys = segment.keys[found[:, 1]]
+                    results.append(np.stack([found[:, 0], keys, found[:, 2]], axis=1))
+        if self._tail_keys:
+            results.append(self._search_tail(queries, threshold))
+        if not results:
+            return []
+        merged = np.concatenate(results)
+        return [Hit(int(q), int(k), int(d)) for q, k, d in merged]
+
+    def _search_tail(self, queries: np.ndarray, threshold: int) -> np.ndarray:
+        words = np.array(self._tail_words, dtype=np.uint64).reshape(-1, self._width)
+        distances = np.bitwise_count(queries[:, None, :] ^ words[None, :, :]).sum(
+            axis=2, dtype=np.int64
+        )
+        active = np.array(self._tail_active, dtype=bool)
+        query_idx, row_idx = np.nonzero((distances <= threshold) & active[None, :])
+        keys = np.array(self._tail_keys, dtype=np.int64)[row_idx]
+        return np.stack([query_idx, keys, distances[query_idx, row_idx]], axis=1)
