@@ -40,7 +40,9 @@ DIHEDRAL_ORDER = (
     "flip_plus_1",
     "flip_minus_1",
 )
-"""The order of pdqhash's (and Meta's) dihedral hashes."""
+"""The order and names of pdqhash's (and Meta's) dihedral hashes. In Meta's naming ``flipx``
+turns the picture upside down and ``flipy`` mirrors it left to right (checked on Meta's
+``dih/`` images)."""
 
 
 @dataclass(frozen=True, slots=True)

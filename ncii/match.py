@@ -1,0 +1,134 @@
+"""Hashes of an upload → every indexed hash within its signal type's threshold.
+
+Pure: one :class:`~ncii.index.HammingIndex` per signal type, keyed by opaque int64 keys (the
+store's signal row ids). The service layer loads it from the store, keeps it current through
+the change log, and maps keys back to banks and entries.
+
+PDQ queries carry their seven flips and rotations (see ``docs/hashing.md``): a hit through any
+of them counts, reported with the transform that found it and the smallest distance.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from ncii.hashing import MediaHashes
+from ncii.index import HammingIndex, hex_to_words
+from ncii.signals import SIGNAL_TYPES, Signal, get_signal_type
+from ncii.signals.pdq import DIHEDRAL_ORDER
+
+
+@dataclass(frozen=True, slots=True)
+class SignalHit:
+    key: int
+    signal_type: str
+    distance: int
+    query_value: str
+    """The query hash that matched (for PDQ, possibly a flipped/rotated one)."""
+    transform: str = "original"
+    """Which dihedral variant of the query matched (PDQ only)."""
+
+
+@dataclass(frozen=True, slots=True)
+class QueryOptions:
+    thresholds: dict[str, int] | None = None
+    """Per signal type; defaults to each type's own threshold."""
+    dihedral: bool = True
+    include_low_quality: bool = False
+    signal_types: tuple[str, ...] | None = None
+    """Which of the query's signals to look up; default all indexed ones."""
+
+    def threshold(self, signal_type: str) -> int:
+        if self.thresholds and signal_type in self.thresholds:
+            return self.thresholds[signal_type]
+        kind = get_signal_type(signal_type)
+        return 0 if kind.exact else kind.threshold
+
+
+class MatchIndex:
+    """Indexes for every signal type, searched together for one upload."""
+
+    def __init__(self) -> None:
+        self._indexes: dict[str, HammingIndex] = {}
+
+    def _index(self, signal_type: str) -> HammingIndex:
+        index = self._indexes.get(signal_type)
+        if index is None:
+            index = self._indexes[signal_type] = HammingIndex(get_signal_type(signal_type).bits)
+        return index
+
+    def load(
+        self,
+        signal_type: str,
+        values: Sequence[str],
+        keys: Sequence[int],
+        active: Sequence[bool] | None = None,
+    ) -> None:
+        """Add many hashes of one type at once (fast path for start-up)."""
+        if not values:
+            return
+        kind = get_signal_type(signal_type)
+        words = hex_to_words(values, kind.bits)
+        flags = None if active is None else np.asarray(active, dtype=bool)
+        self._index(kind.name).add_words(words, np.asarray(keys, dtype=np.int64), flags)
+
+    def add(self, signal_type: str, value: str, key: int, *, active: bool = True) -> None:
+        self._index(signal_type).add(value, key, active=active)
+
+    def set_active(self, signal_type: str, key: int, active: bool) -> int:
+        index = self._indexes.get(signal_type)
+        return 0 if index is None else index.set_active(key, active)
+
+    def compact(self) -> None:
+        for index in self._indexes.values():
+            index.compact()
+
+    def __len__(self) -> int:
+        return sum(len(i) for i in self._indexes.values())
+
+    def counts(self) -> dict[str, int]:
+        return {name: len(index) for name, index in self._indexes.items()}
+
+    def search_signals(
+        self,
+        signals: Iterable[Signal],
+        *,
+        dihedral: Sequence[str] = (),
+        options: QueryOptions = QueryOptions(),
+    ) -> list[SignalHit]:
+        """Every indexed hash near any of ``signals``; one hit per (key, signal type), the
+        closest, so a flipped copy is not reported eight times."""
+        best: dict[tuple[int, str], SignalHit] = {}
+        for signal in signals:
+            if signal.type not in self._indexes:
+                continue
+            if options.signal_types is not None and signal.type not in options.signal_types:
+                continue
+            if signal.low_quality and not options.include_low_quality:
+                continue
+            queries = [signal.value]
+            if signal.type == "pdq" and options.dihedral:
+                queries += list(dihedral)
+            threshold = options.threshold(signal.type)
+            for hit in self._indexes[signal.type].search(queries, threshold):
+                found = SignalHit(
+                    key=hit.key,
+                    signal_type=signal.type,
+                    distance=hit.distance,
+                    query_value=queries[hit.query],
+                    transform=DIHEDRAL_ORDER[hit.query] if signal.type == "pdq" else "original",
+                )
+                slot = (hit.key, signal.type)
+                if slot not in best or found.distance < best[slot].distance:
+                    best[slot] = found
+        order = {name: i for i, name in enumerate(SIGNAL_TYPES)}
+        return sorted(best.values(), key=lambda h: (h.distance, order[h.signal_type], h.key))
+
+    def search(
+        self, hashes: MediaHashes, options: QueryOptions = QueryOptions()
+    ) -> list[SignalHit]:
+        """Every indexed hash matching an upload's hashes."""
+        return self.search_signals(hashes.signals, dihedral=hashes.pdq_dihedral, options=options)
