@@ -20,9 +20,11 @@ and entries. Pure: imports numpy only.
 from __future__ import annotations
 
 import itertools
+import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
+from pathlib import Path
 
 import numpy as np
 
@@ -110,6 +112,8 @@ class _Segment:
 
     __slots__ = ("active", "keys", "order", "starts", "width", "words")
 
+    ARRAYS = ("words", "keys", "active", "order", "starts")
+
     def __init__(self, words: np.ndarray, keys: np.ndarray, active: np.ndarray) -> None:
         by_key = np.argsort(keys, kind="stable")
         self.words = np.ascontiguousarray(words[by_key])
@@ -127,6 +131,26 @@ class _Segment:
 
     def __len__(self) -> int:
         return len(self.keys)
+
+    def save(self, folder: Path) -> None:
+        folder.mkdir(parents=True, exist_ok=True)
+        for name in self.ARRAYS:
+            np.save(folder / f"{name}.npy", getattr(self, name), allow_pickle=False)
+        (folder / "width").write_text(str(self.width))
+
+    @classmethod
+    def load(cls, folder: Path) -> _Segment:
+        """Memory-map the big arrays (pages load on first touch); flags are copied, being
+        written to."""
+        segment = cls.__new__(cls)
+        for name in cls.ARRAYS:
+            mode = None if name == "active" else "r"
+            setattr(segment, name, np.load(folder / f"{name}.npy", mmap_mode=mode))
+        segment.width = int((folder / "width").read_text())
+        n = len(segment.keys)
+        if segment.words.shape[0] != n or segment.order.shape[1] != n or len(segment.active) != n:
+            raise ValueError(f"{folder}: arrays disagree in length")
+        return segment
 
     def search(self, queries: np.ndarray, threshold: int) -> np.ndarray:
         """(pairs, 3) int64 of [query, row, distance] for every active row within threshold."""
@@ -311,6 +335,26 @@ class HammingIndex:
 
     def active_count(self) -> int:
         return sum(int(s.active.sum()) for s in self._segments) + sum(self._tail_active)
+
+    # -- snapshots ------------------------------------------------------------------------
+
+    def save(self, folder: str | os.PathLike[str]) -> None:
+        """Write the index as plain .npy arrays (no pickle) after freezing the tail."""
+        self.compact()
+        target = Path(folder)
+        target.mkdir(parents=True, exist_ok=True)
+        (target / "bits").write_text(str(self.bits))
+        for i, segment in enumerate(self._segments):
+            segment.save(target / f"segment-{i}")
+
+    @classmethod
+    def load(cls, folder: str | os.PathLike[str]) -> HammingIndex:
+        """Open a saved index without rebuilding it: arrays are memory-mapped."""
+        source = Path(folder)
+        index = cls(int((source / "bits").read_text()))
+        for part in sorted(source.glob("segment-*"), key=lambda p: int(p.name.split("-")[1])):
+            index._segments.append(_Segment.load(part))
+        return index
 
     # -- searching ------------------------------------------------------------------------
 

@@ -206,3 +206,19 @@ def test_kernel_and_numpy_paths_agree_with_brute_force(search_path, n, width, mo
             (int(a), int(b), int(d[a, b])) for a, b in zip(*hits, strict=True) if b % 97 != 0
         }
         assert as_set(index.search(queries, threshold)) == expected
+
+
+def test_saved_index_loads_without_rebuild_and_stays_mutable(tmp_path):
+    rng = np.random.default_rng(3)
+    hexes = [bytes(rng.integers(0, 256, 32, dtype=np.uint8)).hex() for _ in range(5000)]
+    index = HammingIndex.build(256, hexes, range(5000))
+    index.add(BASE, 9999)
+    index.set_active(3, False)
+    index.save(tmp_path / "snap")
+    loaded = HammingIndex.load(tmp_path / "snap")
+    assert len(loaded) == 5001 and loaded.active_count() == 5000
+    queries = [hexes[3], hexes[4], BASE]
+    assert as_set(loaded.search(queries, 31)) == as_set(index.search(queries, 31))
+    loaded.set_active(4, False)
+    loaded.add(hexes[4], 123)
+    assert {k for _, k, _ in as_set(loaded.search(queries, 0))} == {123, 9999}
