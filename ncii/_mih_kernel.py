@@ -36,15 +36,20 @@ def _chunk(words, row, c, width):  # type: ignore[no-untyped-def]
 
 @njit(cache=True)
 def search(  # type: ignore[no-untyped-def]
-    queries, words, order, starts, active, masks, width, threshold, out
+    queries, first_query, words, order, starts, active, masks, width, threshold, out
 ):
-    """Fill ``out`` (k, 3) with [query, row, distance]; return k, or -1 if ``out`` is full."""
+    """Fill ``out`` (k, 3) with [query, row, distance] for queries from ``first_query`` on.
+
+    Returns ``(k, next_query)``: when ``out`` fills up, the rows of the query in progress are
+    dropped and ``next_query`` says where to resume (== number of queries when done).
+    """
     n_words = words.shape[1]
     m = order.shape[0]
     radius = threshold // m
     found = 0
     qchunks = np.empty(m, dtype=np.int64)
-    for q in range(queries.shape[0]):
+    for q in range(first_query, queries.shape[0]):
+        query_start = found
         for c in range(m):
             qchunks[c] = _chunk(queries, q, c, width)
         for c in range(m):
@@ -67,9 +72,9 @@ def search(  # type: ignore[no-untyped-def]
                     if seen:
                         continue
                     if found == out.shape[0]:
-                        return -1
+                        return query_start, q
                     out[found, 0] = q
                     out[found, 1] = row
                     out[found, 2] = distance
                     found += 1
-    return found
+    return found, queries.shape[0]

@@ -157,11 +157,14 @@ class _Segment:
         if _kernel is None or not USE_KERNEL:
             return self.search_numpy(queries, threshold)
         masks = _flip_masks(self.width, threshold // len(self.order))
-        capacity = 256
-        while True:
+        parts: list[np.ndarray] = []
+        capacity = max(1024, 64 * len(queries))
+        next_query = 0
+        while next_query < len(queries):
             out = np.empty((capacity, 3), dtype=np.int64)
-            found = _kernel.search(
+            found, resume = _kernel.search(
                 queries,
+                next_query,
                 self.words,
                 self.order,
                 self.starts,
@@ -171,9 +174,11 @@ class _Segment:
                 threshold,
                 out,
             )
-            if found >= 0:
-                return out[:found]
-            capacity *= 8
+            parts.append(out[:found])
+            if resume == next_query:  # one query's hits fill the buffer: make room
+                capacity *= 8
+            next_query = resume
+        return parts[0] if len(parts) == 1 else np.concatenate(parts)
 
     def search_numpy(self, queries: np.ndarray, threshold: int) -> np.ndarray:
         """The same search in plain numpy (used without numba; a cross-check in tests)."""
@@ -356,6 +361,14 @@ class HammingIndex:
             index._segments.append(_Segment.load(part))
         return index
 
+    def warm(self) -> None:
+        """Read every page of a loaded (memory-mapped) index so lookups never wait on disk."""
+        for segment in self._segments:
+            for name in _Segment.ARRAYS:
+                array = getattr(segment, name)
+                if isinstance(array, np.memmap):
+                    np.bitwise_xor.reduce(array.reshape(-1).view(np.uint8)[::4096])
+
     # -- searching ------------------------------------------------------------------------
 
     def search(self, hexes: Sequence[str], threshold: int) -> list[Hit]:
@@ -365,6 +378,12 @@ class HammingIndex:
         return self.search_words(hex_to_words(hexes, self.bits), threshold)
 
     def search_words(self, queries: np.ndarray, threshold: int) -> list[Hit]:
+        found = self.search_arrays(queries, threshold)
+        return [Hit(int(q), int(k), int(d)) for q, k, d in found]
+
+    def search_arrays(self, queries: np.ndarray, threshold: int) -> np.ndarray:
+        """Like :meth:`search_words`, as a (hits, 3) int64 array of [query, key, distance]
+        (no Python object per hit: large results stay cheap)."""
         if threshold < 0:
             raise ValueError("threshold must be >= 0")
         queries = queries.astype(np.uint64).reshape(-1, self._width)
@@ -378,9 +397,8 @@ class HammingIndex:
         if self._tail_keys:
             results.append(self._search_tail(queries, threshold))
         if not results:
-            return []
-        merged = np.concatenate(results)
-        return [Hit(int(q), int(k), int(d)) for q, k, d in merged]
+            return np.empty((0, 3), dtype=np.int64)
+        return results[0] if len(results) == 1 else np.concatenate(results)
 
     def _search_tail(self, queries: np.ndarray, threshold: int) -> np.ndarray:
         words = np.array(self._tail_words, dtype=np.uint64).reshape(-1, self._width)
