@@ -33,3 +33,43 @@ class UnsupportedMedia(MediaError):
 
 class MediaTooLarge(MediaError):
     """Dimensions over the pixel limit: a decompression bomb or simply too big to decode."""
+
+
+class InvalidArgument(NciiError, ValueError):
+    """A value ncii cannot accept: a malformed bank name, a trust level out of range, …"""
+
+
+class NotFound(NciiError, LookupError):
+    """A bank or entry that does not exist."""
+
+
+class AlreadyExists(NciiError):
+    """A bank name that is already taken."""
+
+
+class StoreError(NciiError):
+    """The database cannot be opened, reached or brought to the schema this ncii needs."""
+
+
+class ImportFailed(NciiError):
+    """A record of an import file that cannot be stored; nothing of the file was stored.
+
+    ``line`` is the 1-based line number (``unit="record"``: the record's number in a JSON
+    document), None for a problem with the file as a whole; ``reason`` the message without it.
+    """
+
+    def __init__(self, line: int | None, reason: str, *, unit: str = "line") -> None:
+        super().__init__(reason if line is None else f"{unit} {line}: {reason}")
+        self.line = line
+        self.reason = reason
+        self.unit = unit
+
+
+class VideoError(UnsupportedMedia):
+    """A video or animation ncii cannot hash: truncated, audio only, a stream no decoder can
+    read, or a container whose header contradicts its contents."""
+
+
+class InvalidVpdq(InvalidSignal):
+    """A vPDQ text (``frame,quality,pdqhex,timestamp`` lines) that does not parse; the message
+    names the line."""
