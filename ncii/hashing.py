@@ -22,6 +22,8 @@ from ncii.signals import FILE_SIGNALS, IMAGE_SIGNALS, SIGNAL_TYPES, Signal, get_
 from ncii.signals.exact import compute_digests
 from ncii.signals.imagehashes import compute_imagehash
 from ncii.signals.pdq import compute_pdq
+from ncii.signals.vpdq import DEFAULT_EVERY, VideoHashes, compute_vpdq
+from ncii.video import VideoLimits, is_video
 
 MAX_FILE_BYTES = 2 * 1024**3
 """Refuse to read files larger than this into memory (2 GiB)."""
@@ -35,6 +37,9 @@ class HashOptions:
     max_side: int | None = DEFAULT_MAX_SIDE
     apply_exif_orientation: bool = True
     max_pixels: int = DEFAULT_MAX_PIXELS
+    video_every: float = DEFAULT_EVERY
+    """Seconds between the video frames hashed (0: every frame)."""
+    video_limits: VideoLimits = field(default_factory=VideoLimits)
 
     def __post_init__(self) -> None:
         names = tuple(get_signal_type(s).name for s in self.signals)
@@ -88,11 +93,20 @@ class MediaHashes:
         return data
 
 
+HashResult = MediaHashes | VideoHashes
+"""An image's hashes, or a video's (or animation's) frame hashes and digests."""
+
+
 def hash_bytes(
     data: bytes, *, name: str = "<bytes>", options: HashOptions | None = None
-) -> MediaHashes:
-    """Hash a media file's bytes. Raises a :class:`~ncii.errors.MediaError` naming ``name``."""
+) -> HashResult:
+    """Hash a media file's bytes; videos and animations are told apart by their content.
+
+    Raises a :class:`~ncii.errors.MediaError` naming ``name``.
+    """
     options = options or HashOptions()
+    if is_video(data):
+        return compute_vpdq(data, name=name, every=options.video_every, limits=options.video_limits)
     wanted = options.signals
     signals: list[Signal] = []
     dihedral: tuple[str, ...] = ()
@@ -123,7 +137,7 @@ def hash_bytes(
     )
 
 
-def hash_file(path: str | os.PathLike[str], *, options: HashOptions | None = None) -> MediaHashes:
+def hash_file(path: str | os.PathLike[str], *, options: HashOptions | None = None) -> HashResult:
     """Hash one media file on disk (``-`` reads standard input)."""
     name = os.fspath(path)
     return hash_bytes(read_media(name), name=name, options=options)
@@ -176,7 +190,7 @@ class HashOutcome:
     """One input of a batch: its hashes, or the one-line reason it could not be hashed."""
 
     source: str
-    hashes: MediaHashes | None
+    hashes: HashResult | None
     error: str | None = None
 
     @property

@@ -125,3 +125,25 @@ def test_installed_command_runs_as_a_subprocess(tmp_path):
     assert "Traceback" not in completed.stderr
     version = subprocess.run([str(ncii), "--version"], capture_output=True, text=True)
     assert version.stdout.startswith("ncii ")
+
+
+def test_videos_and_animations_are_hashed_transparently(tmp_path):
+    """Detected by content: an mp4 named .jpg still takes the video path."""
+    from test_video import animation, mp4
+
+    (tmp_path / "clip.jpg").write_bytes(mp4())
+    (tmp_path / "loop.gif").write_bytes(animation("GIF"))
+    shutil.copy(VENDORED / "rgb.jpeg", tmp_path / "photo.jpeg")
+    result = runner.invoke(app, ["hash", str(tmp_path), "-f", "jsonl", "--every", "0.5"])
+    assert result.exit_code == 0, result.output
+    by_name = {Path(r["path"]).name: r for r in _jsonl(result.stdout)}
+    clip = by_name["clip.jpg"]
+    assert clip["media_type"] == "video/mp4" and clip["every"] == 0.5
+    assert len(clip["vpdq"]) >= 2
+    assert [s["type"] for s in clip["signals"]] == ["md5", "sha256"]
+    assert all(len(f["pdq"]) == 64 and 0 <= f["quality"] <= 100 for f in clip["vpdq"])
+    assert by_name["loop.gif"]["media_type"] == "image/gif" and by_name["loop.gif"]["vpdq"]
+    assert by_name["photo.jpeg"]["signals"][0]["type"] == "pdq"
+    table = runner.invoke(app, ["hash", str(tmp_path / "clip.jpg"), "-f", "csv"])
+    [row] = list(csv.DictReader(io.StringIO(table.stdout)))
+    assert row["frames"] and row["pdq"] == ""

@@ -14,6 +14,7 @@ from ncii.errors import NciiError
 from ncii.hashing import HashOptions, HashOutcome, expand_inputs, hash_many
 from ncii.media import DEFAULT_MAX_PIXELS
 from ncii.signals import FILE_SIGNALS, IMAGE_SIGNALS
+from ncii.signals.vpdq import DEFAULT_EVERY, VideoHashes
 
 CSV_COLUMNS = (
     "path",
@@ -29,9 +30,11 @@ CSV_COLUMNS = (
     "whash",
     "md5",
     "sha256",
+    "frames",
+    "duration",
     "error",
 )
-TABLE_COLUMNS = ("path", "media_type", "size", "pdq", "pdq_quality", "error")
+TABLE_COLUMNS = ("path", "media_type", "size", "pdq", "pdq_quality", "frames", "error")
 
 
 def hash_command(
@@ -62,12 +65,20 @@ def hash_command(
     max_pixels: Annotated[
         int, typer.Option(min=1, help="Refuse images with more pixels than this.")
     ] = DEFAULT_MAX_PIXELS,
+    every: Annotated[
+        float,
+        typer.Option(
+            min=0.0, help="Videos and animations: seconds between hashed frames (0: every frame)."
+        ),
+    ] = DEFAULT_EVERY,
     progress: Annotated[
         bool | None,
         typer.Option(help="Progress bar on stderr. Default: on when stderr is a terminal."),
     ] = None,
 ) -> None:
-    """Hash images: PDQ with quality, the imagehash family and file digests.
+    """Hash images and videos: PDQ with quality, the imagehash family and file digests for
+    images; vPDQ frame hashes (one frame a second by default) and digests for videos and
+    animated GIF/WebP, told apart by content.
 
     Bad inputs are reported one line each and the rest are still hashed. Exit code 0 when every
     input was hashed, 1 when any failed, 2 on a bad command line.
@@ -80,6 +91,7 @@ def hash_command(
             max_side=None if full_resolution else HashOptions().max_side,
             apply_exif_orientation=exif,
             max_pixels=max_pixels,
+            video_every=every,
         )
     except NciiError as exc:
         error_line(str(exc))
@@ -132,10 +144,14 @@ def _flat(outcome: HashOutcome) -> dict[str, Any]:
             row[signal.type] = signal.value
             if signal.quality is not None:
                 row[f"{signal.type}_quality"] = signal.quality
+        if isinstance(h, VideoHashes):
+            row |= {"frames": len(h.frames), "duration": round(h.duration, 3)}
     return row
 
 
 def _as_json(outcome: HashOutcome, dihedral: bool) -> dict[str, Any]:
     if outcome.hashes is None:
         return {"path": outcome.source, "error": outcome.error}
+    if isinstance(outcome.hashes, VideoHashes):
+        return outcome.hashes.to_dict() | {"error": None}
     return outcome.hashes.to_dict(dihedral=dihedral) | {"error": None}

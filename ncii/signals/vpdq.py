@@ -257,6 +257,14 @@ class VideoHashes:
         """The file digests as signals, as :class:`~ncii.hashing.MediaHashes` has them."""
         return (Signal("md5", self.md5), Signal("sha256", self.sha256))
 
+    @property
+    def pdq_dihedral(self) -> tuple[str, ...]:
+        """Videos carry no flipped whole-file hashes (same interface as images)."""
+        return ()
+
+    def get(self, signal_type: str) -> Signal | None:
+        return next((s for s in self.signals if s.type == signal_type), None)
+
     def to_vpdq(self) -> str:
         return format_vpdq(self.frames)
 
