@@ -12,8 +12,9 @@ from ncii.errors import (
     UnknownSignalType,
     UnsupportedMedia,
 )
-from ncii.hashing import HashOptions, MediaHashes, hash_bytes, hash_file
+from ncii.hashing import HashOptions, HashResult, MediaHashes, hash_bytes, hash_file
 from ncii.signals import SIGNAL_TYPES, Signal, SignalType, get_signal_type
+from ncii.signals.vpdq import VideoHashes, VpdqFrame
 
 __version__ = "0.1.0"
 
@@ -21,6 +22,7 @@ __all__ = [
     "SIGNAL_TYPES",
     "EmptyMedia",
     "HashOptions",
+    "HashResult",
     "InvalidSignal",
     "MediaError",
     "MediaHashes",
@@ -30,6 +32,8 @@ __all__ = [
     "SignalType",
     "UnknownSignalType",
     "UnsupportedMedia",
+    "VideoHashes",
+    "VpdqFrame",
     "__version__",
     "get_signal_type",
     "hash_bytes",
