@@ -1,16 +1,23 @@
 """The multi-index probe-and-verify loop, compiled with numba.
 
 Same algorithm and results as the numpy path in :mod:`ncii.index` (the tests run both), but
-one pass with no temporaries: for each chunk and flip mask, walk the bucket, verify each
-candidate with hardware popcount, and report a row only through the first chunk that can
+one pass with no temporaries: for each chunk and flip mask, walk the bucket (prefetching the
+hashes of candidates a few steps ahead, since each is a cache miss), verify each candidate
+with hardware popcount, and report a row only through the first chunk that can
 reach it, so no de-duplication pass is needed.
 """
 
 from __future__ import annotations
 
 import numpy as np
+from llvmlite import ir
 from numba import njit, types
+from numba.core import cgutils
 from numba.extending import intrinsic
+from numba.np.arrayobj import make_array
+
+_I8P = ir.IntType(8).as_pointer()
+_I32 = ir.IntType(32)
 
 
 @intrinsic
@@ -19,6 +26,25 @@ def _popcount(typingctx, value):  # type: ignore[no-untyped-def]
 
     def codegen(context, builder, sig, args):  # type: ignore[no-untyped-def]
         return builder.ctpop(args[0])
+
+    return signature, codegen
+
+
+@intrinsic
+def _prefetch(typingctx, array, index):  # type: ignore[no-untyped-def]
+    """Ask the CPU to start loading ``array.flat[index]`` now (read, keep in every cache)."""
+    signature = types.void(array, index)
+
+    def codegen(context, builder, sig, args):  # type: ignore[no-untyped-def]
+        data = make_array(sig.args[0])(context, builder, args[0]).data
+        address = builder.bitcast(builder.gep(data, [args[1]]), _I8P)
+        prefetch = cgutils.get_or_insert_function(
+            builder.module,
+            ir.FunctionType(ir.VoidType(), [_I8P, _I32, _I32, _I32]),
+            "llvm.prefetch.p0i8",
+        )
+        builder.call(prefetch, [address, _I32(0), _I32(3), _I32(1)])
+        return context.get_dummy_value()
 
     return signature, codegen
 
@@ -55,7 +81,10 @@ def search(  # type: ignore[no-untyped-def]
         for c in range(m):
             for p in range(masks.shape[0]):
                 value = qchunks[c] ^ masks[p]
-                for j in range(starts[c, value], starts[c, value + 1]):
+                end = starts[c, value + 1]
+                for j in range(starts[c, value], end):
+                    if j + 8 < end:
+                        _prefetch(words, order[c, j + 8] * n_words)
                     row = order[c, j]
                     distance = 0
                     for w in range(n_words):
