@@ -6,8 +6,13 @@ import typer
 
 from ncii import __version__
 from ncii.cli import exit_codes
+from ncii.cli.bank_cmd import bank_app
+from ncii.cli.db_cmd import db_app
+from ncii.cli.entry_cmd import entry_app
 from ncii.cli.hash_cmd import hash_command
+from ncii.cli.match_cmd import match_command, scan_command
 from ncii.cli.output import error_line
+from ncii.cli.transfer_cmd import add_command, export_command, import_command
 from ncii.errors import NciiError
 
 app = typer.Typer(
@@ -18,6 +23,14 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 app.command("hash")(hash_command)
+app.command("match")(match_command)
+app.command("scan")(scan_command)
+app.command("add")(add_command)
+app.command("import")(import_command)
+app.command("export")(export_command)
+app.add_typer(bank_app)
+app.add_typer(entry_app)
+app.add_typer(db_app)
 
 
 def _version(value: bool) -> None:

@@ -8,3 +8,5 @@ USAGE = 2
 """Bad command line (unknown option, missing argument): typer/click's own code."""
 ERROR = 3
 """A fatal error: nothing (or nothing more) was done; the message says why."""
+MATCH = 4
+"""`ncii match`/`ncii scan`: at least one input matched an active bank entry."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import getpass
 import os
 from enum import StrEnum
 from typing import Annotated
@@ -39,3 +40,34 @@ JobsOption = Annotated[
 
 def resolve_jobs(jobs: int) -> int:
     return jobs if jobs > 0 else (os.cpu_count() or 1)
+
+
+DbOption = Annotated[
+    str | None,
+    typer.Option(
+        "--db",
+        envvar="NCII_DATABASE_URL",
+        show_envvar=True,
+        help="Database URL (sqlite:///PATH, postgresql://USER@HOST/DB) or a SQLite file path. "
+        "Default: ncii.db in your user data directory, created on first use.",
+    ),
+]
+
+ActorOption = Annotated[
+    str | None,
+    typer.Option(
+        "--actor",
+        envvar="NCII_ACTOR",
+        show_envvar=True,
+        help="Who is acting, for the audit trail. Default: your login name.",
+    ),
+]
+
+
+def resolve_actor(actor: str | None) -> str:
+    if actor and actor.strip():
+        return actor.strip()
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):  # no login name (some containers)
+        return f"uid:{os.getuid()}" if hasattr(os, "getuid") else "unknown"

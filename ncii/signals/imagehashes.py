@@ -15,10 +15,10 @@ from PIL import Image
 
 from ncii.signals.base import SignalType
 
-PHASH_MATCH_THRESHOLD = 8
-DHASH_MATCH_THRESHOLD = 8
-AHASH_MATCH_THRESHOLD = 6
-WHASH_MATCH_THRESHOLD = 6
+PHASH_MATCH_THRESHOLD = 5
+DHASH_MATCH_THRESHOLD = 5
+AHASH_MATCH_THRESHOLD = 0
+WHASH_MATCH_THRESHOLD = 0
 
 
 def _family(name: str, threshold: int, what: str) -> SignalType:

@@ -1,0 +1,268 @@
+"""`ncii match` and `ncii scan`: look uploads up in the banks."""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+from ncii.cli import exit_codes
+from ncii.cli.options import (
+    DbOption,
+    FormatOption,
+    JobsOption,
+    resolve_jobs,
+)
+from ncii.cli.output import choose_format, error_line, note_line, render, stderr_console
+from ncii.errors import NciiError
+from ncii.hashing import HashOptions, HashOutcome, expand_inputs, hash_many
+from ncii.match import QueryOptions
+from ncii.service.matching import BankMatch, Matcher
+from ncii.signals import Signal
+from ncii.store.engine import open_store
+
+MATCH_COLUMNS = (
+    "input",
+    "bank",
+    "entry_id",
+    "signal_type",
+    "distance",
+    "transform",
+    "active",
+    "case_ref",
+    "error",
+)
+REPORT_COLUMNS = (
+    "path",
+    "status",
+    "matches",
+    "banks",
+    "entry_ids",
+    "best_distance",
+    "case_refs",
+    "error",
+)
+
+BanksOption = Annotated[
+    list[str] | None,
+    typer.Option("--bank", "-b", help="Only match these banks (repeatable). Default: all."),
+]
+ThresholdOption = Annotated[
+    int | None,
+    typer.Option(min=0, max=256, help="PDQ distance threshold (default 31, or the bank's own)."),
+]
+DihedralOption = Annotated[
+    bool, typer.Option(help="Match flipped and rotated copies (8 PDQ lookups per upload).")
+]
+
+
+@dataclass
+class _Found:
+    source: str
+    matches: list[BankMatch] = field(default_factory=list)
+    error: str | None = None
+
+
+def _query_options(threshold: int | None, dihedral: bool, low_quality: bool) -> QueryOptions:
+    return QueryOptions(
+        thresholds={"pdq": threshold} if threshold is not None else None,
+        dihedral=dihedral,
+        include_low_quality=low_quality,
+    )
+
+
+def match_command(
+    paths: Annotated[
+        list[str] | None,
+        typer.Argument(help="Images, directories (walked recursively) or - for standard input."),
+    ] = None,
+    hashes: Annotated[
+        list[str] | None,
+        typer.Option("--hash", help="Look up a hash instead of a file: TYPE:VALUE (repeatable)."),
+    ] = None,
+    db: DbOption = None,
+    fmt: FormatOption = None,
+    jobs: JobsOption = 1,
+    banks: BanksOption = None,
+    threshold: ThresholdOption = None,
+    dihedral: DihedralOption = True,
+    include_inactive: Annotated[
+        bool, typer.Option(help="Also report disabled entries (flagged, never blocking).")
+    ] = False,
+    low_quality: Annotated[
+        bool, typer.Option("--include-low-quality", help="Match PDQ hashes of quality < 50 too.")
+    ] = False,
+) -> None:
+    """Hash each input and report every bank entry it matches.
+
+    Exit codes for scripts that gate uploads: 0 no input matched an active entry; 4 at least
+    one did (block it); 1 an input could not be hashed and none matched; 2 bad command line;
+    3 fatal error (e.g. the database cannot be opened).
+
+    Example: ncii match upload.jpg --format jsonl || echo "blocked or failed: $?"
+    """
+    if not paths and not hashes:
+        error_line("give files to match or --hash TYPE:VALUE")
+        raise typer.Exit(exit_codes.USAGE)
+    try:
+        queries = [Signal.parse(h) for h in hashes or []]
+    except NciiError as exc:
+        error_line(str(exc))
+        raise typer.Exit(exit_codes.USAGE) from None
+    options = _query_options(threshold, dihedral, low_quality)
+    output = choose_format(fmt)
+    with open_store(db) as store:
+        matcher = Matcher(store, include_low_quality=low_quality)
+        found: list[_Found] = [
+            _Found(
+                f"{q.type}:{q.value}",
+                matcher.match_signals(
+                    [q], banks=banks, options=options, include_inactive=include_inactive
+                ),
+            )
+            for q in queries
+        ]
+        inputs = expand_inputs(paths or [])
+        for outcome in hash_many(inputs, jobs=resolve_jobs(jobs)):
+            found.append(_match_outcome(matcher, outcome, banks, options, include_inactive))
+    rows = [row for f in found for row in _match_rows(f)]
+    render(rows, fmt=output, columns=MATCH_COLUMNS, flat=lambda r: r)
+    failed = sum(1 for f in found if f.error)
+    for f in found:
+        if f.error:
+            error_line(f.error)
+    matched = sum(1 for f in found if any(m.active for m in f.matches))
+    note_line(
+        f"{matched} of {len(found)} inputs matched" + (f", {failed} failed" if failed else "")
+    )
+    if matched:
+        raise typer.Exit(exit_codes.MATCH)
+    if failed:
+        raise typer.Exit(exit_codes.SOME_INPUTS_FAILED)
+
+
+def _match_outcome(
+    matcher: Matcher,
+    outcome: HashOutcome,
+    banks: list[str] | None,
+    options: QueryOptions,
+    include_inactive: bool,
+) -> _Found:
+    if outcome.hashes is None:
+        return _Found(outcome.source, error=outcome.error)
+    return _Found(
+        outcome.source,
+        matcher.match(
+            outcome.hashes, banks=banks, options=options, include_inactive=include_inactive
+        ),
+    )
+
+
+def _match_rows(found: _Found) -> Iterator[dict[str, Any]]:
+    if found.error:
+        yield {"input": found.source, "error": found.error}
+        return
+    if not found.matches:
+        yield {"input": found.source, "bank": None, "error": None}
+    for match in found.matches:
+        yield {"input": found.source, **match.to_dict(), "error": None}
+
+
+def scan_command(
+    folder: Annotated[Path, typer.Argument(help="A directory of existing uploads.")],
+    report: Annotated[
+        Path, typer.Option("--report", "-o", help="CSV report; an existing one is resumed.")
+    ],
+    db: DbOption = None,
+    jobs: JobsOption = 0,
+    banks: BanksOption = None,
+    threshold: ThresholdOption = None,
+    dihedral: DihedralOption = True,
+    progress: Annotated[
+        bool | None, typer.Option(help="Progress bar. Default: on when stderr is a terminal.")
+    ] = None,
+) -> None:
+    """Match a backlog of uploads and write one CSV row per file, resumably.
+
+    A rerun with the same --report skips the files it already lists, so an interrupted scan
+    picks up where it stopped. Exit codes as for `ncii match` (4 when anything matched).
+
+    Example: ncii scan /srv/uploads --report scan.csv --jobs 0
+    """
+    done = _already_reported(report)
+    inputs = [p for p in expand_inputs([str(folder)]) if p not in done]
+    options = _query_options(threshold, dihedral, False)
+    counts = {"scanned": 0, "matched": 0, "failed": 0, "skipped": len(done)}
+    new_file = not report.exists() or report.stat().st_size == 0
+    with open_store(db) as store, report.open("a", newline="") as handle:
+        matcher = Matcher(store)
+        writer = csv.DictWriter(handle, fieldnames=REPORT_COLUMNS)
+        if new_file:
+            writer.writeheader()
+        show = stderr_console.is_terminal if progress is None else progress
+        with Progress(
+            TextColumn("scanning"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeRemainingColumn(),
+            console=stderr_console,
+            disable=not show,
+            transient=True,
+        ) as bar:
+            task = bar.add_task("scan", total=len(inputs))
+            for outcome in hash_many(inputs, options=HashOptions(), jobs=resolve_jobs(jobs)):
+                found = _match_outcome(matcher, outcome, banks, options, False)
+                writer.writerow(_report_row(found))
+                handle.flush()
+                counts["scanned"] += 1
+                counts["failed"] += found.error is not None
+                counts["matched"] += bool(found.matches)
+                bar.advance(task)
+    note_line(
+        f"scanned {counts['scanned']}, matched {counts['matched']}, failed {counts['failed']}, "
+        f"skipped {counts['skipped']} already in {report}"
+    )
+    if counts["matched"] or _report_has_matches(report):
+        raise typer.Exit(exit_codes.MATCH)
+    if counts["failed"]:
+        raise typer.Exit(exit_codes.SOME_INPUTS_FAILED)
+
+
+def _report_row(found: _Found) -> dict[str, Any]:
+    if found.error:
+        return {"path": found.source, "status": "error", "matches": 0, "error": found.error}
+    matches = found.matches
+    return {
+        "path": found.source,
+        "status": "match" if matches else "no_match",
+        "matches": len(matches),
+        "banks": ";".join(sorted({m.bank for m in matches})),
+        "entry_ids": ";".join(str(m.entry_id) for m in matches),
+        "best_distance": min((m.distance for m in matches), default=""),
+        "case_refs": ";".join(sorted({m.case_ref for m in matches if m.case_ref})),
+        "error": "",
+    }
+
+
+def _already_reported(report: Path) -> set[str]:
+    """Paths the report lists; a last line cut short by an interruption is dropped first."""
+    if not report.exists():
+        return set()
+    data = report.read_bytes()
+    if data and not data.endswith(b"\n"):
+        report.write_bytes(data[: data.rfind(b"\n") + 1])
+    try:
+        with report.open(newline="") as handle:
+            return {row["path"] for row in csv.DictReader(handle) if row.get("path")}
+    except (OSError, csv.Error, KeyError) as exc:
+        raise NciiError(f"{report}: cannot resume from this report ({exc})") from None
+
+
+def _report_has_matches(report: Path) -> bool:
+    with report.open(newline="") as handle:
+        return any(row.get("status") == "match" for row in csv.DictReader(handle))

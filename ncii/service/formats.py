@@ -1,0 +1,573 @@
+"""Hash list file formats: read records for import, write entries for export. Streaming both
+ways; no database code here.
+
+``csv``
+    Header required; columns ``signal_type,value`` and optionally ``quality,status,external_id,
+    case_ref,note`` (others ignored). Consecutive rows with the same non-empty ``entry`` value
+    form one entry (exports write it, so multi-signal entries survive a round trip). The CSV
+    ``ncii hash --format csv`` prints (a column per signal type) is accepted too.
+``jsonl``
+    One object per line: ``{"signal_type", "value", "quality", "status", …}`` or
+    ``{"signals": [{"type", "value", "quality"}], …}`` (what exports and
+    ``ncii hash --format jsonl`` write).
+``tx``
+    python-threatexchange's ``local_file`` format: ``<signal_type> <hash>`` per line, with
+    pytx's type names (``pdq``, ``video_md5``, …) or ncii's; ``TYPE:VALUE`` and, given a
+    default type, bare hashes are read too. Blank lines and ``#`` comments are skipped.
+``stopncii``
+    Records shaped like StopNCII's FetchHashes response: JSON lines, a JSON array, or response
+    pages with ``hashRecords``. A record whose ``hashStatus``, or every one of whose case
+    statuses, is ``Withdrawn``/``Deleted`` is a withdrawal.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import json
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, replace
+from enum import StrEnum
+from operator import itemgetter
+from typing import Any, TextIO
+
+from ncii.errors import ImportFailed, NciiError
+from ncii.service.entries import EntryInfo, Invalid, NewEntry, effective_status
+from ncii.signals import SIGNAL_TYPES, Signal, SignalType, get_signal_type
+from ncii.store.models import EntryStatus, utcnow
+
+
+class ImportFormat(StrEnum):
+    csv = "csv"
+    jsonl = "jsonl"
+    tx = "tx"
+    stopncii = "stopncii"
+
+
+class ExportFormat(StrEnum):
+    csv = "csv"
+    jsonl = "jsonl"
+    tx = "tx"
+
+
+@dataclass(frozen=True, slots=True)
+class Provenance:
+    """Values for records that do not carry their own (``--case``, ``--note``, …)."""
+
+    external_id: str | None = None
+    case_ref: str | None = None
+    note: str | None = None
+    signal_type: str | None = None
+    """The type of bare hashes in a ``tx`` file (a line with no type)."""
+
+
+Record = NewEntry | Invalid
+
+CSV_COLUMNS = (
+    "entry",
+    "signal_type",
+    "value",
+    "quality",
+    "status",
+    "external_id",
+    "case_ref",
+    "note",
+)
+
+TX_NAMES = {
+    "pdq": "pdq",
+    "video_md5": "md5",
+    "photo_md5": "md5",
+    "md5": "md5",
+    "video_sha256": "sha256",
+    "sha256": "sha256",
+} | {name: name for name in SIGNAL_TYPES}
+"""python-threatexchange (and ncii) signal type names → ncii's."""
+
+TX_EXPORT_NAMES = {"pdq": "pdq", "md5": "video_md5", "sha256": "video_sha256"}
+"""ncii's types that python-threatexchange knows, by pytx's names; others are not exported."""
+
+STOPNCII_TYPES = {"ImagePDQ": "pdq", "VideoMD5": "md5"}
+STOPNCII_GONE = frozenset({"Withdrawn", "Deleted"})
+
+
+def read_records(
+    stream: TextIO, fmt: ImportFormat | str, *, defaults: Provenance | None = None
+) -> Iterator[Record]:
+    """Parse ``stream`` lazily into entries to add, or :class:`Invalid` records (with their line
+    numbers). Problems with the file as a whole (a missing CSV header) raise
+    :class:`~ncii.errors.ImportFailed`."""
+    defaults = defaults or Provenance()
+    readers: dict[ImportFormat, Callable[[TextIO, Provenance], Iterator[Record]]] = {
+        ImportFormat.csv: _read_csv,
+        ImportFormat.jsonl: _read_jsonl,
+        ImportFormat.tx: _read_tx,
+        ImportFormat.stopncii: _read_stopncii,
+    }
+    return readers[ImportFormat(fmt)](stream, defaults)
+
+
+def _entry(line: int, defaults: Provenance, unit: str = "line", **fields: Any) -> Record:
+    """A NewEntry from parsed fields, with the defaults filled in, or why it is invalid."""
+    try:
+        for name in ("external_id", "case_ref", "note"):
+            fields[name] = _text(fields.get(name)) or getattr(defaults, name)
+        return NewEntry(line=line, source=None if unit == "line" else f"{unit} {line}", **fields)
+    except NciiError as exc:
+        return Invalid(line, str(exc), unit)
+
+
+def _text(value: Any) -> str | None:
+    if value is None:
+        return None
+    text = str(value).strip()
+    return text or None
+
+
+_SIGNAL_TYPES: dict[str, SignalType] = {}
+
+
+def _signal_type(kind: Any) -> SignalType:
+    """The signal type called ``kind`` (any case, spaces around), remembered by spelling."""
+    signal_type = _SIGNAL_TYPES.get(kind) if isinstance(kind, str) else None
+    if signal_type is None:
+        signal_type = get_signal_type(str(kind or ""))
+        if isinstance(kind, str) and len(_SIGNAL_TYPES) < 64:
+            _SIGNAL_TYPES[kind] = signal_type
+    return signal_type
+
+
+def _signal(kind: Any, value: Any, quality: int | None) -> Signal:
+    """``Signal.of`` with the type lookup cached: it runs once per row of an import."""
+    signal_type = _signal_type(kind)
+    return Signal(signal_type.name, signal_type.parse(value), quality)
+
+
+def _quality(value: Any) -> int | None:
+    if value is None or value == "":
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | str):
+        raise _Bad(f"invalid quality {value!r}: expected 0-100")
+    try:
+        number = int(value)
+    except ValueError:
+        raise _Bad(f"invalid quality {value!r}: expected 0-100") from None
+    if not 0 <= number <= 100:
+        raise _Bad(f"invalid quality {value!r}: expected 0-100")
+    return number
+
+
+_STATUSES = {status.value: status for status in EntryStatus} | {"": EntryStatus.active}
+
+
+def _status(value: Any) -> EntryStatus:
+    if value is None:
+        return EntryStatus.active
+    status = _STATUSES.get(value) if isinstance(value, str) else None
+    if status is None:
+        status = _STATUSES.get(str(value).strip().lower())
+    if status is None:
+        raise _Bad(f"invalid status {value!r}: expected active, disabled or withdrawn")
+    return status
+
+
+def _time(value: Any, what: str) -> dt.datetime | None:
+    text = _text(value)
+    if text is None:
+        return None
+    try:
+        parsed = dt.datetime.fromisoformat(text)
+    except ValueError:
+        raise _Bad(f"invalid {what} {text!r}: expected an ISO 8601 time") from None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)
+
+
+class _Bad(NciiError):
+    """A field that does not parse; becomes an Invalid record."""
+
+
+# --- csv --------------------------------------------------------------------------------------
+
+
+def _read_csv(stream: TextIO, defaults: Provenance) -> Iterator[Record]:
+    """Reads the header at once (a bad one fails the import before anything is stored)."""
+    reader = csv.reader(stream)
+    try:
+        header = next(reader)
+    except StopIteration:
+        return iter(())
+    except csv.Error as exc:
+        raise ImportFailed(1, f"unreadable CSV header: {exc}") from None
+    columns = {name.strip().lower(): i for i, name in reversed(list(enumerate(header)))}
+    if "signal_type" in columns and "value" in columns:
+        if "entry" in columns:
+            return _group_csv(_csv_rows(reader, columns, defaults, keyed=True))
+        return _csv_rows(reader, columns, defaults, keyed=False)
+    if any(name in columns for name in SIGNAL_TYPES):
+        return _hash_csv_rows(reader, columns, defaults)
+    else:
+        raise ImportFailed(
+            1,
+            "no signal_type and value columns in the CSV header (expected "
+            + ",".join(CSV_COLUMNS[1:])
+            + ", or the columns of `ncii hash --format csv`)",
+        )
+
+
+def _rows(reader: Any) -> Iterator[tuple[int, list[str] | None, str | None]]:
+    """(line, row, error) for each CSV record, surviving malformed ones."""
+    while True:
+        try:
+            row = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as exc:
+            yield reader.line_num, None, f"malformed CSV: {exc}"
+            continue
+        if any(row):  # skip blank lines (and rows of empty cells)
+            yield reader.line_num, row, None
+
+
+def _csv_rows(
+    reader: Any, columns: dict[str, int], defaults: Provenance, *, keyed: bool
+) -> Iterator[Any]:
+    """Records, or with ``keyed`` (entry key, record) pairs for grouping."""
+    # The hot loop of a million-row import: kept flat, columns looked up once.
+    names = (
+        "entry",
+        "signal_type",
+        "value",
+        "quality",
+        "status",
+        "external_id",
+        "case_ref",
+        "note",
+    )
+    present = [columns.get(name, -1) for name in names]
+    limit = max(present) + 1
+    # Cells are read from row[:limit] + padding; an absent column reads from the padding.
+    fields = itemgetter(*(i if i >= 0 else limit + n for n, i in enumerate(present)))
+    padding = [""] * (limit + len(names))
+    external_default, case_default, note_default = (
+        defaults.external_id,
+        defaults.case_ref,
+        defaults.note,
+    )
+    statuses = _STATUSES
+    types = _SIGNAL_TYPES
+    while True:
+        try:
+            for row in reader:  # a malformed row raises out of the loop; the reader goes on
+                if not any(row):  # blank lines, rows of empty cells
+                    continue
+                line = reader.line_num
+                entry, kind, value, quality, status, external_id, case_ref, note = fields(
+                    row[:limit] + padding
+                )
+                try:
+                    signal_type = types.get(kind) or _signal_type(kind)
+                    record: Record = NewEntry(
+                        (
+                            Signal(
+                                signal_type.name,
+                                signal_type.parse(value),
+                                _quality(quality) if quality else None,
+                            ),
+                        ),
+                        statuses.get(status) or _status(status),
+                        external_id.strip() or external_default,
+                        case_ref.strip() or case_default,
+                        note.strip() or note_default,
+                        line=line,
+                    )
+                except NciiError as exc:
+                    record = Invalid(line, str(exc))
+                yield (entry.strip() or None, record) if keyed else record
+            return
+        except csv.Error as exc:
+            invalid = Invalid(reader.line_num, f"malformed CSV: {exc}")
+            yield (None, invalid) if keyed else invalid
+
+
+def _group_csv(rows: Iterable[tuple[str | None, Record]]) -> Iterator[Record]:
+    """Merge consecutive valid rows sharing an ``entry`` key into one entry."""
+    group_key: str | None = None
+    group: NewEntry | None = None
+    for key, record in rows:
+        if isinstance(record, Invalid):
+            if group is not None and (key is None or key != group_key):
+                yield group  # keep records in file order
+                group = group_key = None
+            yield record
+            continue
+        if group is not None and key is not None and key == group_key:
+            group = replace(group, signals=group.signals + record.signals)
+            continue
+        if group is not None:
+            yield group
+        group, group_key = record, key
+    if group is not None:
+        yield group
+
+
+def _hash_csv_rows(reader: Any, columns: dict[str, int], defaults: Provenance) -> Iterator[Record]:
+    """Rows of ``ncii hash --format csv``: one file per row, a column per signal type."""
+    types = [name for name in SIGNAL_TYPES if name in columns]
+    for line, row, error in _rows(reader):
+        if row is None:
+            yield Invalid(line, error or "malformed CSV")
+            continue
+        cells = {name: row[i] if i < len(row) else "" for name, i in columns.items()}
+        if _text(cells.get("error")):
+            yield Invalid(line, f"the file was not hashed: {cells['error']}")
+            continue
+        try:
+            signals = tuple(
+                _signal(kind, cells[kind], _quality(cells.get(f"{kind}_quality")))
+                for kind in types
+                if _text(cells.get(kind))
+            )
+        except NciiError as exc:
+            yield Invalid(line, str(exc))
+            continue
+        yield _entry(line, defaults, signals=signals)
+
+
+# --- jsonl ------------------------------------------------------------------------------------
+
+
+def _read_jsonl(stream: TextIO, defaults: Provenance) -> Iterator[Record]:
+    for line, text in enumerate(stream, start=1):
+        if not text.strip():
+            continue
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            yield Invalid(line, f"invalid JSON: {exc.msg}")
+            continue
+        yield _json_record(line, data, defaults)
+
+
+def _json_record(line: int, data: Any, defaults: Provenance) -> Record:
+    if not isinstance(data, dict):
+        return Invalid(line, "expected a JSON object")
+    try:
+        if data.get("error"):
+            raise _Bad(f"the file was not hashed: {data['error']}")
+        if "signals" in data:
+            listed = data["signals"]
+            if not isinstance(listed, list) or not all(isinstance(s, dict) for s in listed):
+                raise _Bad('"signals" must be a list of {"type", "value", "quality"} objects')
+            signals = tuple(
+                _signal(
+                    s.get("type") or s.get("signal_type"),
+                    s.get("value"),
+                    _quality(s.get("quality")),
+                )
+                for s in listed
+            )
+        else:
+            signals = (
+                _signal(data.get("signal_type"), data.get("value"), _quality(data.get("quality"))),
+            )
+        status = _status(data.get("status"))
+        fields: dict[str, Any] = {
+            "signals": signals,
+            "status": status,
+            "external_id": data.get("external_id"),
+            "case_ref": data.get("case_ref"),
+            "note": data.get("note"),
+        }
+        if status is EntryStatus.disabled:
+            fields["disabled_until"] = _time(data.get("disabled_until"), "disabled_until")
+        if status is EntryStatus.withdrawn:
+            fields["withdrawn_at"] = _time(data.get("withdrawn_at"), "withdrawn_at")
+            fields["withdraw_reason"] = _text(data.get("withdraw_reason"))
+    except NciiError as exc:
+        return Invalid(line, str(exc))
+    return _entry(line, defaults, **fields)
+
+
+# --- tx ---------------------------------------------------------------------------------------
+
+
+def _read_tx(stream: TextIO, defaults: Provenance) -> Iterator[Record]:
+    known = ", ".join(sorted(TX_NAMES))
+    for line, text in enumerate(stream, start=1):
+        text = text.strip()
+        if not text or text.startswith("#"):
+            continue
+        kind, _, value = text.partition(" ")
+        if not value and ":" in kind:
+            kind, _, value = kind.partition(":")
+        if not value:
+            if defaults.signal_type is None:
+                yield Invalid(line, "no signal type: write '<type> <hash>' or give a default type")
+                continue
+            kind, value = defaults.signal_type, text
+        name = TX_NAMES.get(kind.strip().lower())
+        if name is None:
+            yield Invalid(line, f"unknown signal type {kind!r} (known: {known})")
+            continue
+        try:
+            signal = _signal(name, value.strip(), None)
+        except NciiError as exc:
+            yield Invalid(line, str(exc))
+            continue
+        yield _entry(line, defaults, signals=(signal,))
+
+
+# --- stopncii ---------------------------------------------------------------------------------
+
+
+def _read_stopncii(stream: TextIO, defaults: Provenance) -> Iterator[Record]:
+    lines = iter(stream)
+    first = True
+    for line, text in enumerate(lines, start=1):
+        if not text.strip():
+            continue
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            if first and text.lstrip().startswith(("[", "{")):
+                # A (pretty-printed) JSON document rather than JSON lines: read it whole.
+                yield from _stopncii_document("\n" * (line - 1) + text + "".join(lines), defaults)
+                return
+            yield Invalid(line, f"invalid JSON: {exc.msg}")
+            continue
+        finally:
+            first = False
+        if isinstance(data, list):
+            for index, record in enumerate(data, start=1):
+                yield _stopncii_record(index, record, defaults, unit="record")
+        elif isinstance(data, dict) and "hashRecords" in data:
+            yield from _stopncii_page(line, data, defaults)
+        else:
+            yield _stopncii_record(line, data, defaults)
+
+
+def _stopncii_document(text: str, defaults: Provenance) -> Iterator[Record]:
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ImportFailed(exc.lineno, f"invalid JSON: {exc.msg}") from None
+    if isinstance(data, dict) and "hashRecords" in data:
+        data = data["hashRecords"]
+    if not isinstance(data, list):
+        raise ImportFailed(
+            1, "expected StopNCII hash records, a list of them or a FetchHashes page"
+        )
+    for index, record in enumerate(data, start=1):
+        yield _stopncii_record(index, record, defaults, unit="record")
+
+
+def _stopncii_page(line: int, page: dict[str, Any], defaults: Provenance) -> Iterator[Record]:
+    records = page["hashRecords"]
+    if not isinstance(records, list):
+        yield Invalid(line, '"hashRecords" is not a list')
+        return
+    for record in records:
+        yield _stopncii_record(line, record, defaults)
+
+
+def _stopncii_record(line: int, record: Any, defaults: Provenance, *, unit: str = "line") -> Record:
+    try:
+        if not isinstance(record, dict):
+            raise _Bad("expected a StopNCII hash record (a JSON object)")
+        signal_type = record.get("signalType")
+        kind = STOPNCII_TYPES.get(str(signal_type))
+        if kind is None:
+            raise _Bad(
+                f"unsupported StopNCII signalType {signal_type!r} "
+                f"(ncii stores {', '.join(STOPNCII_TYPES)})"
+            )
+        signal = _signal(kind, record.get("hashValue"), None)
+        cases = record.get("caseNumbers") or {}
+        if not isinstance(cases, dict):
+            raise _Bad('"caseNumbers" must map case numbers to statuses')
+        modified = _epoch(record.get("lastModtimestamp"))
+        hash_status = str(record.get("hashStatus") or "")
+        gone = hash_status in STOPNCII_GONE
+        all_cases_gone = bool(cases) and all(str(s) in STOPNCII_GONE for s in cases.values())
+        fields: dict[str, Any] = {
+            "signals": (signal,),
+            "external_id": record.get("externalId") or record.get("hashId"),
+            "case_ref": ",".join(sorted(str(c) for c in cases)) or None,
+        }
+        if gone or all_cases_gone:
+            fields["status"] = EntryStatus.withdrawn
+            fields["withdrawn_at"] = modified
+            fields["withdraw_reason"] = (
+                f"StopNCII hashStatus {hash_status}"
+                if gone
+                else "StopNCII: every case withdrawn or deleted"
+            )
+    except NciiError as exc:
+        return Invalid(line, str(exc), unit)
+    return _entry(line, defaults, unit, **fields)
+
+
+def _epoch(value: Any) -> dt.datetime | None:
+    if value is None or value == "":
+        return None
+    try:
+        return dt.datetime.fromtimestamp(int(value), dt.UTC)
+    except (TypeError, ValueError, OverflowError, OSError):
+        raise _Bad(f"invalid lastModtimestamp {value!r}: expected Unix seconds") from None
+
+
+# --- export -----------------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class ExportCounts:
+    entries: int = 0
+    signals: int = 0
+    left_out: int = 0
+    """Signals the format cannot carry (tx: types pytx lacks, entries not active)."""
+
+
+def write_records(
+    entries: Iterable[EntryInfo], fmt: ExportFormat | str, out: TextIO
+) -> ExportCounts:
+    """Write ``entries`` to ``out`` as they arrive; returns what was written."""
+    counts = ExportCounts()
+    fmt = ExportFormat(fmt)
+    if fmt is ExportFormat.csv:
+        writer = csv.writer(out, lineterminator="\n")
+        writer.writerow(CSV_COLUMNS)
+        for entry in entries:
+            counts.entries += 1
+            for signal in entry.signals:
+                counts.signals += 1
+                writer.writerow(
+                    (
+                        entry.id,
+                        signal.type,
+                        signal.value,
+                        "" if signal.quality is None else signal.quality,
+                        entry.status.value,
+                        entry.external_id or "",
+                        entry.case_ref or "",
+                        entry.note or "",
+                    )
+                )
+    elif fmt is ExportFormat.jsonl:
+        for entry in entries:
+            counts.entries += 1
+            counts.signals += len(entry.signals)
+            out.write(json.dumps(entry.to_dict(), ensure_ascii=False, separators=(",", ":")))
+            out.write("\n")
+    else:
+        now = utcnow()
+        for entry in entries:
+            counts.entries += 1
+            active = effective_status(entry.status, entry.disabled_until, now)
+            for signal in entry.signals:
+                name = TX_EXPORT_NAMES.get(signal.type)
+                if name is None or active is not EntryStatus.active:
+                    counts.left_out += 1
+                    continue
+                counts.signals += 1
+                out.write(f"{name} {signal.value}\n")
+    return counts

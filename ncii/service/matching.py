@@ -1,0 +1,314 @@
+"""Match uploads against the banks: a store-backed, always-current in-memory index.
+
+:class:`Matcher` loads every matchable signal of the store into a
+:class:`~ncii.match.MatchIndex` in one consistent read, remembers the change-log sequence
+number of that read, and before each lookup (at most every ``refresh_interval`` seconds)
+applies the changes written since, so an entry added, disabled or withdrawn in any process
+is reflected within that interval, without a rebuild. Lookups made through a Matcher that
+itself changed the store see the change at once (``refresh(force=True)`` after a write).
+
+The index only proposes candidates: every hit is resolved against the store, with the entry's
+status and the bank's threshold as they are at that moment, so a withdrawn entry is never
+reported even between two refreshes.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from collections import defaultdict
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from ncii.hashing import MediaHashes
+from ncii.match import MatchIndex, QueryOptions, SignalHit
+from ncii.service import history
+from ncii.service.entries import effective_status
+from ncii.signals import PDQ_MIN_QUALITY, Signal
+from ncii.store.engine import Store
+from ncii.store.models import Bank, ChangeKind, Entry, EntrySignal, EntryStatus, utcnow
+
+LOAD_BATCH = 100_000
+"""Signals read per round trip while loading the index."""
+
+RESOLVE_CHUNK = 1_000
+
+
+@dataclass(frozen=True, slots=True)
+class BankMatch:
+    """One bank entry an upload matched."""
+
+    bank: str
+    entry_id: int
+    signal_type: str
+    distance: int
+    threshold: int
+    transform: str
+    """Which flip/rotation of the upload matched (PDQ), else ``original``."""
+    status: EntryStatus
+    """The entry's effective status now; only ``active`` entries block an upload."""
+    case_ref: str | None
+    external_id: str | None
+    matched_value: str
+    """The bank's hash that matched."""
+
+    @property
+    def active(self) -> bool:
+        return self.status is EntryStatus.active
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "bank": self.bank,
+            "entry_id": self.entry_id,
+            "signal_type": self.signal_type,
+            "distance": self.distance,
+            "threshold": self.threshold,
+            "transform": self.transform,
+            "active": self.active,
+            "status": self.status.value,
+            "case_ref": self.case_ref,
+            "external_id": self.external_id,
+            "matched_value": self.matched_value,
+        }
+
+
+def _indexable(status: EntryStatus, disabled_until: dt.datetime | None) -> bool:
+    """Whether an entry belongs in the index: active, or disabled only until some time (it
+    comes back by itself, with no change-log row, so resolution decides)."""
+    return status is EntryStatus.active or (
+        status is EntryStatus.disabled and disabled_until is not None
+    )
+
+
+class Matcher:
+    """Match media or hashes against every bank in a store; embed one per process."""
+
+    def __init__(
+        self,
+        store: Store,
+        *,
+        refresh_interval: float = 0.5,
+        include_low_quality: bool = False,
+    ) -> None:
+        self.store = store
+        self.refresh_interval = refresh_interval
+        self.include_low_quality = include_low_quality
+        self.index = MatchIndex()
+        self.seq = 0
+        self._last_refresh = 0.0
+        self._load()
+
+    # -- keeping current ------------------------------------------------------------------
+
+    def _load(self) -> None:
+        with self.store.read() as session:
+            _repeatable_read(session)
+            self.seq = history.last_change(session)
+            batches: dict[str, tuple[list[str], list[int]]] = defaultdict(lambda: ([], []))
+            for row in self._signal_rows(session, None):
+                values, keys = batches[row.signal_type]
+                values.append(row.value)
+                keys.append(row.id)
+                if len(keys) >= LOAD_BATCH:
+                    self.index.load(row.signal_type, values, keys)
+                    values.clear()
+                    keys.clear()
+            for signal_type, (values, keys) in batches.items():
+                self.index.load(signal_type, values, keys)
+        self.index.compact()
+        self._last_refresh = time.monotonic()
+
+    def _signal_rows(self, session: Session, entry_ids: Sequence[int] | None) -> Iterator[Any]:
+        """Signals of indexable entries (all, or those of ``entry_ids``), low quality left out
+        unless asked."""
+        query = (
+            select(
+                EntrySignal.id,
+                EntrySignal.signal_type,
+                EntrySignal.value,
+                EntrySignal.quality,
+                Entry.status,
+                Entry.disabled_until,
+            )
+            .join(Entry, Entry.id == EntrySignal.entry_id)
+            .order_by(EntrySignal.id)
+        )
+        if entry_ids is not None:
+            query = query.where(EntrySignal.entry_id.in_(entry_ids))
+        else:
+            query = query.where(
+                (Entry.status == EntryStatus.active)
+                | ((Entry.status == EntryStatus.disabled) & Entry.disabled_until.is_not(None))
+            )
+        for row in session.execute(query.execution_options(yield_per=LOAD_BATCH)):
+            low = row.quality is not None and row.quality < PDQ_MIN_QUALITY
+            if low and not self.include_low_quality:
+                continue
+            yield row
+
+    def refresh(self, *, force: bool = False) -> int:
+        """Apply the change log since the last refresh; returns how many changes were applied.
+
+        Cheap when nothing changed (one indexed query), and skipped entirely when the last
+        refresh is younger than ``refresh_interval`` unless ``force``.
+        """
+        now = time.monotonic()
+        if not force and now - self._last_refresh < self.refresh_interval:
+            return 0
+        applied = 0
+        with self.store.read() as session:
+            while changes := history.changes_since(session, self.seq):
+                self._apply(session, changes)
+                self.seq = changes[-1].seq
+                applied += len(changes)
+        self._last_refresh = now
+        return applied
+
+    def _apply(self, session: Session, changes: Sequence[history.ChangeRecord]) -> None:
+        entry_ids = sorted(
+            {
+                c.entry_id
+                for c in changes
+                if c.entry_id is not None and c.kind != ChangeKind.delete_bank
+            }
+        )
+        for start in range(0, len(entry_ids), RESOLVE_CHUNK):
+            chunk = entry_ids[start : start + RESOLVE_CHUNK]
+            for row in self._signal_rows(session, chunk):
+                active = _indexable(EntryStatus(row.status), row.disabled_until)
+                if self.index.set_active(row.signal_type, row.id, active) == 0 and active:
+                    self.index.add(row.signal_type, row.value, row.id)
+        # Deleted banks need nothing here: their rows are gone, so resolution drops any
+        # candidate still in the index.
+
+    # -- matching -------------------------------------------------------------------------
+
+    def match(
+        self,
+        hashes: MediaHashes,
+        *,
+        banks: Iterable[str] | None = None,
+        options: QueryOptions | None = None,
+        include_inactive: bool = False,
+    ) -> list[BankMatch]:
+        """Every bank entry matching an upload's hashes (flips and rotations included)."""
+        return self.match_signals(
+            hashes.signals,
+            dihedral=hashes.pdq_dihedral,
+            banks=banks,
+            options=options,
+            include_inactive=include_inactive,
+        )
+
+    def match_signals(
+        self,
+        signals: Iterable[Signal],
+        *,
+        dihedral: Sequence[str] = (),
+        banks: Iterable[str] | None = None,
+        options: QueryOptions | None = None,
+        include_inactive: bool = False,
+    ) -> list[BankMatch]:
+        self.refresh()
+        options = options or QueryOptions(include_low_quality=self.include_low_quality)
+        overrides = self._bank_thresholds()
+        widest = _widest_thresholds(options, overrides)
+        search_options = QueryOptions(
+            thresholds=widest,
+            dihedral=options.dihedral,
+            include_low_quality=options.include_low_quality,
+            signal_types=options.signal_types,
+        )
+        hits = self.index.search_signals(signals, dihedral=dihedral, options=search_options)
+        if not hits:
+            return []
+        wanted = set(banks) if banks is not None else None
+        return self._resolve(hits, options, overrides, wanted, include_inactive)
+
+    def _bank_thresholds(self) -> dict[str, dict[str, int]]:
+        """Per-bank threshold overrides (bank name → signal type → threshold)."""
+        return {}
+
+    def _resolve(
+        self,
+        hits: Sequence[SignalHit],
+        options: QueryOptions,
+        overrides: dict[str, dict[str, int]],
+        wanted: set[str] | None,
+        include_inactive: bool,
+    ) -> list[BankMatch]:
+        by_key = {h.key: h for h in hits}
+        now = utcnow()
+        found: list[BankMatch] = []
+        with self.store.read() as session:
+            keys = list(by_key)
+            for start in range(0, len(keys), RESOLVE_CHUNK):
+                rows = session.execute(
+                    select(
+                        EntrySignal.id,
+                        EntrySignal.value,
+                        Entry.id.label("entry_id"),
+                        Entry.status,
+                        Entry.disabled_until,
+                        Entry.case_ref,
+                        Entry.external_id,
+                        Bank.name.label("bank"),
+                    )
+                    .join(Entry, Entry.id == EntrySignal.entry_id)
+                    .join(Bank, Bank.id == Entry.bank_id)
+                    .where(EntrySignal.id.in_(keys[start : start + RESOLVE_CHUNK]))
+                )
+                for row in rows:
+                    hit = by_key[row.id]
+                    if wanted is not None and row.bank not in wanted:
+                        continue
+                    threshold = overrides.get(row.bank, {}).get(
+                        hit.signal_type, options.threshold(hit.signal_type)
+                    )
+                    if hit.distance > threshold:
+                        continue
+                    status = effective_status(EntryStatus(row.status), row.disabled_until, now)
+                    if status is EntryStatus.withdrawn:
+                        continue
+                    if status is not EntryStatus.active and not include_inactive:
+                        continue
+                    found.append(
+                        BankMatch(
+                            bank=row.bank,
+                            entry_id=row.entry_id,
+                            signal_type=hit.signal_type,
+                            distance=hit.distance,
+                            threshold=threshold,
+                            transform=hit.transform,
+                            status=status,
+                            case_ref=row.case_ref,
+                            external_id=row.external_id,
+                            matched_value=row.value,
+                        )
+                    )
+        found.sort(key=lambda m: (m.bank, m.entry_id, m.distance, m.signal_type))
+        return found
+
+
+def _widest_thresholds(
+    options: QueryOptions, overrides: dict[str, dict[str, int]]
+) -> dict[str, int]:
+    """The index is searched once at the widest threshold any bank asks for."""
+    from ncii.signals import SIGNAL_TYPES
+
+    widest = {name: options.threshold(name) for name in SIGNAL_TYPES}
+    for per_type in overrides.values():
+        for name, value in per_type.items():
+            widest[name] = max(widest.get(name, 0), value)
+    return widest
+
+
+def _repeatable_read(session: Session) -> None:
+    """One snapshot for the whole load, so the change-log position read first is exactly
+    where the loaded rows end (SQLite's read transaction already is one)."""
+    if session.get_bind().dialect.name == "postgresql":
+        session.connection(execution_options={"isolation_level": "REPEATABLE READ"})

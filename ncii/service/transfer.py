@@ -1,0 +1,155 @@
+"""Import hash lists into a bank and export a bank, streaming both ways."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any, TextIO
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from ncii.service import entries, formats, ingest
+from ncii.service.banks import get_bank
+from ncii.service.entries import AddOptions, AddSummary, EntryInfo, Invalid
+from ncii.service.formats import ExportFormat, ImportFormat, Provenance
+from ncii.signals import Signal
+from ncii.store.models import Entry, EntrySignal, EntryStatus
+
+EXPORT_CHUNK = 10_000
+"""Rows fetched per round trip while exporting (a server-side cursor on PostgreSQL)."""
+
+
+@dataclass(frozen=True, slots=True)
+class ExportSummary:
+    bank: str
+    format: ExportFormat
+    entries: int
+    signals: int
+    left_out: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "bank": self.bank,
+            "format": self.format.value,
+            "entries": self.entries,
+            "signals": self.signals,
+            "left_out": self.left_out,
+        }
+
+
+def import_records(
+    session: Session,
+    bank_name: str,
+    stream: TextIO,
+    fmt: ImportFormat | str,
+    *,
+    actor: str,
+    defaults: Provenance | None = None,
+    skip_invalid: bool = False,
+    on_skip: Callable[[Invalid], None] | None = None,
+    on_result: Callable[[entries.AddResult], None] | None = None,
+    source_name: str | None = None,
+) -> AddSummary:
+    """Import a hash list file into the bank, in the caller's transaction.
+
+    Idempotent: values already in the bank are counted as present and nothing is added for
+    them (withdrawals still apply). A malformed record raises
+    :class:`~ncii.errors.ImportFailed` and the caller's rollback leaves the bank unchanged;
+    with ``skip_invalid`` each is passed to ``on_skip`` and the rest is imported.
+    """
+    fmt = ImportFormat(fmt)
+    get_bank(session, bank_name, lock=True)  # a missing bank is reported before the file
+    records = formats.read_records(stream, fmt, defaults=defaults)
+    details: dict[str, Any] = {"format": fmt.value}
+    if source_name:
+        details["file"] = source_name
+    return ingest.add_entries(
+        session,
+        bank_name,
+        records,
+        actor=actor,
+        options=AddOptions(
+            skip_invalid=skip_invalid, audit_action="bank.import", audit_details=details
+        ),
+        on_result=on_result,
+        on_skip=on_skip,
+    )
+
+
+def export_bank(
+    session: Session, bank_name: str, out: TextIO, fmt: ExportFormat | str
+) -> ExportSummary:
+    """Write every entry of the bank to ``out`` (withdrawn ones marked so), in bounded memory."""
+    fmt = ExportFormat(fmt)
+    bank = get_bank(session, bank_name)
+    counts = formats.write_records(iter_entries(session, bank.id, bank.name), fmt, out)
+    return ExportSummary(bank.name, fmt, counts.entries, counts.signals, counts.left_out)
+
+
+def iter_entries(session: Session, bank_id: int, bank_name: str) -> Iterator[EntryInfo]:
+    """Every entry of a bank with its signals, in id order, streamed from the database."""
+    e, s = Entry.__table__.c, EntrySignal.__table__.c
+    query = (
+        select(
+            e.id,
+            e.status,
+            e.external_id,
+            e.case_ref,
+            e.added_by,
+            e.note,
+            e.disabled_until,
+            e.withdrawn_at,
+            e.withdraw_reason,
+            e.created_at,
+            e.updated_at,
+            s.signal_type,
+            s.value,
+            s.quality,
+        )
+        .join_from(Entry.__table__, EntrySignal.__table__, s.entry_id == e.id)
+        .where(e.bank_id == bank_id)
+        .order_by(e.id, s.id)
+        .execution_options(yield_per=EXPORT_CHUNK)
+    )
+    current: list[Any] | None = None
+    signals: list[Signal] = []
+    for row in session.execute(query):
+        if current is None or row[0] != current[0]:
+            if current is not None:
+                yield _entry_info(current, bank_name, signals)
+            current, signals = list(row[:11]), []
+        signals.append(Signal(row[11], row[12], row[13]))
+    if current is not None:
+        yield _entry_info(current, bank_name, signals)
+
+
+def _entry_info(row: list[Any], bank_name: str, signals: list[Signal]) -> EntryInfo:
+    (
+        entry_id,
+        status,
+        external_id,
+        case_ref,
+        added_by,
+        note,
+        disabled_until,
+        withdrawn_at,
+        withdraw_reason,
+        created_at,
+        updated_at,
+    ) = row
+    return EntryInfo(
+        id=entry_id,
+        bank=bank_name,
+        status=EntryStatus(status),
+        signals=tuple(signals),
+        external_id=external_id,
+        case_ref=case_ref,
+        added_by=added_by,
+        note=note,
+        disabled_until=disabled_until,
+        withdrawn_at=withdrawn_at,
+        withdraw_reason=withdraw_reason,
+        created_at=created_at,
+        updated_at=updated_at,
+    )

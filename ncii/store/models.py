@@ -1,0 +1,249 @@
+"""The database schema as SQLAlchemy 2 typed models: banks, entries, their signals, the audit
+trail and the change log. Only hashes and metadata: there is no column for media bytes.
+
+The migrations in ``migrations/versions`` must agree with these models; a test runs Alembic's
+autogenerate comparison on both engines and fails on any difference.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    CheckConstraint,
+    DateTime,
+    Dialect,
+    Enum,
+    ForeignKey,
+    ForeignKeyConstraint,
+    Index,
+    Integer,
+    MetaData,
+    SmallInteger,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+"""Every constraint gets a predictable name, so migrations can refer to it on both engines
+(SQLite's batch mode rebuilds tables and would otherwise lose unnamed constraints)."""
+
+NAME_LENGTH = 64
+TEXT_LENGTH = 255
+SIGNAL_TYPE_LENGTH = 16
+SIGNAL_VALUE_LENGTH = 128
+
+
+def utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+class UTCDateTime(TypeDecorator[dt.datetime]):
+    """A timezone-aware UTC timestamp on every engine.
+
+    PostgreSQL stores ``timestamptz``; SQLite has no time zones, so values are converted to UTC
+    and stored without an offset, and read back as aware UTC datetimes. Naive datetimes are
+    refused rather than guessed at.
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: dt.datetime | None, dialect: Dialect) -> Any:
+        if value is None:
+            return None
+        if value.tzinfo is None or value.utcoffset() is None:
+            raise ValueError(f"naive datetime {value!r}: ncii stores timezone-aware UTC times")
+        value = value.astimezone(dt.UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: dt.datetime | None, dialect: Dialect) -> Any:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=dt.UTC)
+        return value.astimezone(dt.UTC)
+
+
+# 64-bit ids on PostgreSQL; SQLite's rowid alias must be spelt INTEGER (it is 64-bit anyway).
+BigId = BigInteger().with_variant(Integer(), "sqlite")
+
+
+class BankSource(StrEnum):
+    """Where a bank's hashes come from."""
+
+    own = "own"
+    stopncii = "stopncii"
+    ncmec = "ncmec"
+    partner = "partner"
+    case = "case"
+
+
+class EntryStatus(StrEnum):
+    """``active`` entries match; ``disabled`` ones do not (until ``disabled_until``, if set);
+    ``withdrawn`` ones never do (the person who reported it withdrew, or the source deleted it)."""
+
+    active = "active"
+    disabled = "disabled"
+    withdrawn = "withdrawn"
+
+
+class ChangeKind(StrEnum):
+    """What the matching index must reload when it follows the change log."""
+
+    add = "add"
+    """An entry was created, or signals were attached to it."""
+    status = "status"
+    """An entry's status changed."""
+    delete_bank = "delete_bank"
+    """A bank and all its entries were deleted."""
+
+
+def _str_enum(enum: type[StrEnum]) -> Enum:
+    """A VARCHAR holding the enum's values, read back as enum members. Its CHECK constraint is
+    declared separately, by :func:`_one_of`."""
+    return Enum(
+        enum,
+        native_enum=False,
+        create_constraint=False,
+        length=16,
+        values_callable=lambda members: [m.value for m in members],
+        validate_strings=True,
+    )
+
+
+def _one_of(column: str, enum: type[StrEnum]) -> CheckConstraint:
+    # Spelt as ORs: SQLite evaluates ``IN (…)`` in a CHECK several times slower, which shows
+    # when importing a million rows.
+    allowed = " OR ".join(f"{column} = '{member.value}'" for member in enum)
+    return CheckConstraint(allowed, name=column)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+    type_annotation_map = {dt.datetime: UTCDateTime()}  # noqa: RUF012
+
+
+class Bank(Base):
+    """A named collection of reported items from one source."""
+
+    __tablename__ = "banks"
+    __table_args__ = (
+        CheckConstraint("trust_level BETWEEN 0 AND 100", name="trust_level"),
+        _one_of("source", BankSource),
+        {"sqlite_autoincrement": True},
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    name: Mapped[str] = mapped_column(String(NAME_LENGTH), unique=True)
+    description: Mapped[str] = mapped_column(Text, default="")
+    source: Mapped[BankSource] = mapped_column(_str_enum(BankSource))
+    source_ref: Mapped[str | None] = mapped_column(String(TEXT_LENGTH))
+    """Which partner or case, when ``source`` alone does not say."""
+    trust_level: Mapped[int] = mapped_column(SmallInteger, default=100)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class Entry(Base):
+    """One reported item in a bank: its signals, provenance and status."""
+
+    __tablename__ = "entries"
+    __table_args__ = (
+        Index(None, "bank_id", "status"),
+        Index(None, "bank_id", "external_id"),
+        UniqueConstraint("id", "bank_id"),  # the target of entry_signals' foreign key
+        _one_of("status", EntryStatus),
+        {"sqlite_autoincrement": True},
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    bank_id: Mapped[int] = mapped_column(ForeignKey("banks.id", ondelete="CASCADE"))
+    status: Mapped[EntryStatus] = mapped_column(_str_enum(EntryStatus), default=EntryStatus.active)
+    disabled_until: Mapped[dt.datetime | None]
+    withdrawn_at: Mapped[dt.datetime | None]
+    withdraw_reason: Mapped[str | None] = mapped_column(Text)
+    external_id: Mapped[str | None] = mapped_column(String(TEXT_LENGTH))
+    """The item's id at its source (a StopNCII hash id, a partner's reference, …)."""
+    case_ref: Mapped[str | None] = mapped_column(Text)
+    """Case numbers or references; a StopNCII hash can belong to many cases."""
+    added_by: Mapped[str | None] = mapped_column(String(TEXT_LENGTH))
+    note: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class EntrySignal(Base):
+    """One hash of an entry. ``bank_id`` repeats the entry's bank (the foreign key on both
+    columns keeps the two in step) so that the unique constraint can say: a signal value is
+    stored once per bank.
+
+    The unique index leads with ``value`` and no index starts with ``bank_id``, so looking
+    values up, in bulk or across banks, is always an index search, even while the planner has
+    no statistics yet (during the first big import into a new database). ``id`` is never
+    reused (the matching index keys signals by it).
+    """
+
+    __tablename__ = "entry_signals"
+    __table_args__ = (
+        UniqueConstraint("value", "signal_type", "bank_id"),
+        ForeignKeyConstraint(
+            ["entry_id", "bank_id"], ["entries.id", "entries.bank_id"], ondelete="CASCADE"
+        ),
+        CheckConstraint("quality BETWEEN 0 AND 100", name="quality"),
+        {"sqlite_autoincrement": True},
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    entry_id: Mapped[int] = mapped_column(BigId, index=True)
+    bank_id: Mapped[int] = mapped_column(BigId)
+    signal_type: Mapped[str] = mapped_column(String(SIGNAL_TYPE_LENGTH))
+    value: Mapped[str] = mapped_column(String(SIGNAL_VALUE_LENGTH))
+    """Canonical form: lowercase hex, as ``ncii.signals.get_signal_type(t).parse`` returns."""
+    quality: Mapped[int | None] = mapped_column(SmallInteger)
+
+
+class AuditEvent(Base):
+    """Who did what to which bank or entry, and when. Kept when the bank is deleted, so the
+    ids are plain columns rather than foreign keys."""
+
+    __tablename__ = "audit_events"
+    __table_args__ = ({"sqlite_autoincrement": True},)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    at: Mapped[dt.datetime] = mapped_column(default=utcnow, index=True)
+    actor: Mapped[str] = mapped_column(String(TEXT_LENGTH))
+    action: Mapped[str] = mapped_column(String(NAME_LENGTH))
+    bank_id: Mapped[int | None] = mapped_column(BigId, index=True)
+    entry_id: Mapped[int | None] = mapped_column(BigId, index=True)
+    details: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+
+class Change(Base):
+    """The change log the matching index follows by ``seq`` to stay current across processes.
+
+    Rows are written in the same transaction as the change, and ``seq`` grows in commit order
+    (on PostgreSQL writers take a transaction-level advisory lock before appending), so a reader
+    that has seen ``seq`` N never later finds a committed row below N.
+    """
+
+    __tablename__ = "changes"
+    __table_args__ = (_one_of("kind", ChangeKind), {"sqlite_autoincrement": True})
+
+    seq: Mapped[int] = mapped_column(BigId, primary_key=True)
+    at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    bank_id: Mapped[int] = mapped_column(BigId)
+    entry_id: Mapped[int | None] = mapped_column(BigId)
+    kind: Mapped[ChangeKind] = mapped_column(_str_enum(ChangeKind))
