@@ -5,11 +5,10 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from ncii.cli import exit_codes
 from ncii.cli.options import FormatOption, JobsOption, OutputFormat, resolve_jobs
-from ncii.cli.output import choose_format, error_line, note_line, render, stderr_console
+from ncii.cli.output import choose_format, error_line, note_line, progress_bar, render
 from ncii.errors import NciiError
 from ncii.hashing import HashOptions, HashOutcome, expand_inputs, hash_many
 from ncii.media import DEFAULT_MAX_PIXELS
@@ -105,16 +104,7 @@ def hash_command(
 
     def outcomes():  # type: ignore[no-untyped-def]
         nonlocal failures
-        show = stderr_console.is_terminal if progress is None else progress
-        with Progress(
-            TextColumn("hashing"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeRemainingColumn(),
-            console=stderr_console,
-            disable=not show,
-            transient=True,
-        ) as bar:
+        with progress_bar("hashing", show=progress) as bar:
             task = bar.add_task("hash", total=len(inputs))
             for outcome in hash_many(inputs, options=options, jobs=resolve_jobs(jobs)):
                 bar.advance(task)

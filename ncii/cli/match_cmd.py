@@ -9,7 +9,6 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from ncii.cli import exit_codes
 from ncii.cli.options import (
@@ -18,7 +17,7 @@ from ncii.cli.options import (
     JobsOption,
     resolve_jobs,
 )
-from ncii.cli.output import choose_format, error_line, note_line, render, stderr_console
+from ncii.cli.output import choose_format, error_line, note_line, progress_bar, render
 from ncii.errors import NciiError
 from ncii.hashing import HashOptions, HashOutcome, expand_inputs, hash_many
 from ncii.match import QueryOptions
@@ -204,16 +203,7 @@ def scan_command(
         writer = csv.DictWriter(handle, fieldnames=REPORT_COLUMNS)
         if new_file:
             writer.writeheader()
-        show = stderr_console.is_terminal if progress is None else progress
-        with Progress(
-            TextColumn("scanning"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeRemainingColumn(),
-            console=stderr_console,
-            disable=not show,
-            transient=True,
-        ) as bar:
+        with progress_bar("scanning", show=progress) as bar:
             task = bar.add_task("scan", total=len(inputs))
             for outcome in hash_many(inputs, options=HashOptions(), jobs=resolve_jobs(jobs)):
                 found = _match_outcome(matcher, outcome, banks, options, False)

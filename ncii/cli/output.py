@@ -9,6 +9,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, TypeVar
 
 from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 from rich.text import Text
 
@@ -69,3 +70,17 @@ def error_line(message: str) -> None:
 
 def note_line(message: str) -> None:
     stderr_console.print(Text(message), highlight=False)
+
+
+def progress_bar(label: str, *, show: bool | None) -> Progress:
+    """The one progress bar of long commands, on stderr; ``show=None`` means: when stderr is a
+    terminal."""
+    return Progress(
+        TextColumn(label),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=stderr_console,
+        disable=not (stderr_console.is_terminal if show is None else show),
+        transient=True,
+    )
