@@ -3,7 +3,8 @@
 ``store_url`` runs a test once per engine. SQLite is a fresh file per test. PostgreSQL is a
 scratch database created for the session on the server named by ``NCII_TEST_POSTGRES_URL``
 (default: local trust auth, database ``test``), emptied before each test and dropped at the
-end; when no server answers, those cases skip and say why.
+end; when no server answers, those cases skip and say why (or fail, under
+``NCII_REQUIRE_POSTGRES=1``).
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ from ncii.store.engine import Store, open_store
 from ncii.store.models import Base
 
 POSTGRES_ENV = "NCII_TEST_POSTGRES_URL"
+REQUIRE_ENV = "NCII_REQUIRE_POSTGRES"
+"""Set (as .ci/run does) to fail rather than skip the PostgreSQL cases when no server answers."""
 DEFAULT_POSTGRES = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 ENGINES = ("sqlite", "postgresql")
 
@@ -61,10 +64,13 @@ def postgres_server() -> PostgresServer:
         server._admin().close()
     except Exception as exc:  # any failure to connect means: no server for these tests
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        pytest.skip(
+        message = (
             f"no PostgreSQL at {url.render_as_string(hide_password=True)} ({reason}); "
             f"set {POSTGRES_ENV} to a server with trust auth (.ci/run does)"
         )
+        if os.environ.get(REQUIRE_ENV):
+            pytest.fail(f"{REQUIRE_ENV} is set but there is {message}", pytrace=False)
+        pytest.skip(message)
     return server
 
 
