@@ -76,6 +76,8 @@ class Step:
     step: str
     rows: int
     seconds: float
+    cpu_seconds: float
+    """User + system time of the ncii process (the database server's is not counted)."""
     peak_rss_mb: float
     output: str
 
@@ -93,7 +95,8 @@ def run(engine: str, step: str, rows: int, args: list[str], url: str) -> Step:
     process.returncode = os.waitstatus_to_exitcode(status)
     if process.returncode != 0:
         raise SystemExit(f"{engine} {step} failed ({process.returncode}):\n{output}")
-    return Step(engine, step, rows, seconds, usage.ru_maxrss / 1024, output.strip())
+    cpu = usage.ru_utime + usage.ru_stime
+    return Step(engine, step, rows, seconds, cpu, usage.ru_maxrss / 1024, output.strip())
 
 
 def bench_engine(engine: str, url: str, data: Path, rows: int, out_dir: Path) -> list[Step]:
@@ -176,12 +179,12 @@ def main() -> None:
         f"\n{args.rows:,} PDQ hashes; {os.cpu_count()} CPUs; Python {sys.version.split()[0]}; "
         f"load average {load_before:.2f} before, {os.getloadavg()[0]:.2f} after\n"
     )
-    print("| engine | step | rows | seconds | rows/s | peak RSS (MB) |")
-    print("|---|---|---:|---:|---:|---:|")
+    print("| engine | step | rows | seconds | rows/s | ncii CPU s | peak RSS (MB) |")
+    print("|---|---|---:|---:|---:|---:|---:|")
     for s in steps:
         print(
             f"| {s.engine} | {s.step} | {s.rows:,} | {s.seconds:.1f} | "
-            f"{s.rows / s.seconds:,.0f} | {s.peak_rss_mb:.0f} |"
+            f"{s.rows / s.seconds:,.0f} | {s.cpu_seconds:.1f} | {s.peak_rss_mb:.0f} |"
         )
 
 
