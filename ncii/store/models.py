@@ -18,6 +18,7 @@ from sqlalchemy import (
     DateTime,
     Dialect,
     Enum,
+    Float,
     ForeignKey,
     ForeignKeyConstraint,
     Index,
@@ -155,6 +156,9 @@ class Bank(Base):
     """Which partner or case, when ``source`` alone does not say."""
     trust_level: Mapped[int] = mapped_column(SmallInteger, default=100)
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    match_thresholds: Mapped[dict[str, int]] = mapped_column(JSON, default=dict)
+    """Per signal type, the distance at or below which this bank's entries match, where it
+    differs from the type's default (a partner bank may be matched more strictly)."""
 
 
 class Entry(Base):
@@ -247,3 +251,33 @@ class Change(Base):
     bank_id: Mapped[int] = mapped_column(BigId)
     entry_id: Mapped[int | None] = mapped_column(BigId)
     kind: Mapped[ChangeKind] = mapped_column(_str_enum(ChangeKind))
+
+
+class VideoFrame(Base):
+    """One sampled frame of a video entry (vPDQ): its PDQ hash, quality and time.
+
+    Frames belong to one entry and are not de-duplicated across a bank (two videos can share
+    an intro or a blank frame); the video's file hashes (md5, sha256) are the entry's signals.
+    """
+
+    __tablename__ = "video_frames"
+    __table_args__ = (
+        ForeignKeyConstraint(
+            ["entry_id", "bank_id"], ["entries.id", "entries.bank_id"], ondelete="CASCADE"
+        ),
+        CheckConstraint("quality BETWEEN 0 AND 100", name="quality"),
+        {"sqlite_autoincrement": True},
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    entry_id: Mapped[int] = mapped_column(BigId, index=True)
+    bank_id: Mapped[int] = mapped_column(BigId)
+    frame: Mapped[int] = mapped_column(Integer)
+    """Frame number in decoding order, as vPDQ counts it."""
+    timestamp: Mapped[float] = mapped_column(Float)
+    """Seconds from the start of the video."""
+    value: Mapped[str] = mapped_column(String(64))
+    """PDQ hash, 64 lowercase hex digits."""
+    quality: Mapped[int] = mapped_column(SmallInteger)
+    unbarred: Mapped[str | None] = mapped_column(String(64))
+    """PDQ hash of the frame with its uniform letterbox/pillarbox bars cut away, if it had any."""
