@@ -1,10 +1,14 @@
 """The multi-index probe-and-verify loop, compiled with numba.
 
-Same algorithm and results as the numpy path in :mod:`ncii.index` (the tests run both), but
-one pass with no temporaries: for each chunk and flip mask, walk the bucket (prefetching the
-hashes of candidates a few steps ahead, since each is a cache miss), verify each candidate
-with hardware popcount, and report a row only through the first chunk that can
-reach it, so no de-duplication pass is needed.
+Same algorithm and results as the numpy path in :mod:`ncii.index` (the tests run both), in
+three streaming passes per query, each prefetching a fixed distance ahead so that dozens of
+cache misses are in flight at once instead of one (a lookup in a big index is thousands of
+random memory accesses, and waiting for each in turn was most of its time):
+
+1. probe: for each chunk and flip mask, read the bucket's bounds in ``starts``;
+2. gather: copy the row numbers of the non-empty buckets out of ``order``;
+3. verify: popcount each candidate's full hash against the query, and report a row only
+   through the first chunk that can reach it, so no de-duplication pass is needed.
 """
 
 from __future__ import annotations
@@ -18,6 +22,11 @@ from numba.np.arrayobj import make_array
 
 _I8P = ir.IntType(8).as_pointer()
 _I32 = ir.IntType(32)
+
+AHEAD = 16
+"""How many steps ahead each pass prefetches (enough to cover a DRAM miss)."""
+BLOCK = 4096
+"""Candidates gathered before they are verified (bounds the scratch memory)."""
 
 
 @intrinsic
@@ -61,49 +70,146 @@ def _chunk(words, row, c, width):  # type: ignore[no-untyped-def]
 
 
 @njit(cache=True)
+def _verify(  # type: ignore[no-untyped-def]
+    q, queries, words, active, rows, chunks, count, qchunks, radii, width, threshold, out, found
+):
+    """Pass 3 over ``count`` gathered candidates; returns the new ``found``, or -1 when
+    ``out`` is full."""
+    n_words = words.shape[1]
+    for k in range(count):
+        if k + AHEAD < count:
+            _prefetch(words, rows[k + AHEAD] * n_words)
+        row = rows[k]
+        distance = 0
+        for w in range(n_words):
+            distance += _popcount(words[row, w] ^ queries[q, w])
+        if distance > threshold or not active[row]:
+            continue
+        seen = False
+        for earlier in range(chunks[k]):
+            if radii[earlier] >= 0:
+                delta = np.uint64(_chunk(words, row, earlier, width) ^ qchunks[earlier])
+                if _popcount(delta) <= radii[earlier]:
+                    seen = True
+                    break
+        if seen:
+            continue
+        if found == out.shape[0]:
+            return -1
+        out[found, 0] = q
+        out[found, 1] = row
+        out[found, 2] = distance
+        found += 1
+    return found
+
+
+@njit(cache=True)
 def search(  # type: ignore[no-untyped-def]
-    queries, first_query, words, order, starts, active, masks, width, threshold, out
+    queries,
+    first_query,
+    words,
+    order,
+    starts,
+    active,
+    masks,
+    mask_counts,
+    radii,
+    width,
+    threshold,
+    out,
 ):
     """Fill ``out`` (k, 3) with [query, row, distance] for queries from ``first_query`` on.
 
-    Returns ``(k, next_query)``: when ``out`` fills up, the rows of the query in progress are
-    dropped and ``next_query`` says where to resume (== number of queries when done).
+    ``order`` is (m, n) and ``starts`` is (m, 2**width + 1); chunk ``c`` is probed with the
+    first ``mask_counts[c]`` of ``masks`` (its radius ``radii[c]``; -1: not probed). Returns
+    ``(k, next_query)``: when ``out`` fills up, the rows of the query in progress are dropped
+    and ``next_query`` says where to resume (== number of queries when done).
     """
-    n_words = words.shape[1]
     m = order.shape[0]
-    radius = threshold // m
-    found = 0
+    n = order.shape[1]
+    stride = starts.shape[1]
+    flat_starts = starts.reshape(-1)
+    flat_order = order.reshape(-1)
+    total_probes = 0
+    for c in range(m):
+        total_probes += mask_counts[c]
+    slots = np.empty(total_probes, dtype=np.int64)
+    slot_chunk = np.empty(total_probes, dtype=np.int64)
+    range_lo = np.empty(total_probes, dtype=np.int64)
+    range_hi = np.empty(total_probes, dtype=np.int64)
+    range_chunk = np.empty(total_probes, dtype=np.int64)
+    rows = np.empty(BLOCK, dtype=np.int64)
+    chunks = np.empty(BLOCK, dtype=np.int64)
     qchunks = np.empty(m, dtype=np.int64)
+    found = 0
     for q in range(first_query, queries.shape[0]):
         query_start = found
         for c in range(m):
             qchunks[c] = _chunk(queries, q, c, width)
+        probes = 0
         for c in range(m):
-            for p in range(masks.shape[0]):
-                value = qchunks[c] ^ masks[p]
-                end = starts[c, value + 1]
-                for j in range(starts[c, value], end):
-                    if j + 8 < end:
-                        _prefetch(words, order[c, j + 8] * n_words)
-                    row = order[c, j]
-                    distance = 0
-                    for w in range(n_words):
-                        distance += _popcount(words[row, w] ^ queries[q, w])
-                    if distance > threshold or not active[row]:
-                        continue
-                    # Reported through the first chunk within the radius only.
-                    seen = False
-                    for earlier in range(c):
-                        delta = np.uint64(_chunk(words, row, earlier, width) ^ qchunks[earlier])
-                        if _popcount(delta) <= radius:
-                            seen = True
-                            break
-                    if seen:
-                        continue
-                    if found == out.shape[0]:
+            for p in range(mask_counts[c]):
+                slots[probes] = c * stride + (qchunks[c] ^ masks[p])
+                slot_chunk[probes] = c
+                probes += 1
+        # 1. probe
+        ranges = 0
+        for i in range(probes):
+            if i + AHEAD < probes:
+                _prefetch(flat_starts, slots[i + AHEAD])
+            lo = flat_starts[slots[i]]
+            hi = flat_starts[slots[i] + 1]
+            if hi > lo:
+                c = slot_chunk[i]
+                range_lo[ranges] = c * n + lo
+                range_hi[ranges] = c * n + hi
+                range_chunk[ranges] = c
+                ranges += 1
+        # 2. gather, 3. verify, a block at a time
+        count = 0
+        for i in range(ranges):
+            if i + AHEAD < ranges:
+                _prefetch(flat_order, range_lo[i + AHEAD])
+            c = range_chunk[i]
+            for j in range(range_lo[i], range_hi[i]):
+                rows[count] = flat_order[j]
+                chunks[count] = c
+                count += 1
+                if count == BLOCK:
+                    found = _verify(
+                        q,
+                        queries,
+                        words,
+                        active,
+                        rows,
+                        chunks,
+                        count,
+                        qchunks,
+                        radii,
+                        width,
+                        threshold,
+                        out,
+                        found,
+                    )
+                    if found < 0:
                         return query_start, q
-                    out[found, 0] = q
-                    out[found, 1] = row
-                    out[found, 2] = distance
-                    found += 1
+                    count = 0
+        if count:
+            found = _verify(
+                q,
+                queries,
+                words,
+                active,
+                rows,
+                chunks,
+                count,
+                qchunks,
+                radii,
+                width,
+                threshold,
+                out,
+                found,
+            )
+            if found < 0:
+                return query_start, q
     return found, queries.shape[0]

@@ -20,6 +20,7 @@ and entries. Pure: imports numpy only.
 from __future__ import annotations
 
 import itertools
+import math
 import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -76,6 +77,31 @@ def _flip_masks(width: int, radius: int) -> np.ndarray:
     return np.array(masks, dtype=np.int64)
 
 
+def chunk_radii(chunks: int, threshold: int) -> np.ndarray:
+    """The radius each chunk is probed at (-1: not probed), by the generalised pigeonhole
+    principle: if chunk ``i`` of two hashes differs in more than ``r_i`` bits for every ``i``,
+    they differ in at least ``sum(r_i + 1)`` bits; so with ``sum(r_i + 1) = threshold + 1``
+    every pair within the threshold agrees within radius in some chunk. Spread evenly, as
+    probes grow steeply with the radius (256-bit PDQ at 31 in 11 chunks: ten at 2, one at 1,
+    where ``31 // 11 = 2`` everywhere probes 9% more buckets for nothing)."""
+    base, extra = divmod(threshold + 1, chunks)
+    radii = np.full(chunks, base - 1, dtype=np.int64)
+    radii[:extra] += 1
+    return radii
+
+
+@lru_cache(maxsize=256)
+def _probe_plan(width: int, chunks: int, threshold: int) -> tuple[np.ndarray, np.ndarray]:
+    """Flip masks (sorted by bit count) and how many of them each chunk probes."""
+    radii = chunk_radii(chunks, threshold)
+    masks = _flip_masks(width, int(max(radii.max(), 0)))
+    counts = np.array(
+        [0 if r < 0 else sum(math.comb(width, k) for k in range(r + 1)) for r in radii],
+        dtype=np.int64,
+    )
+    return masks, counts
+
+
 def _choose_chunk_width(n: int, bits: int) -> int:
     """Pick the chunk width that minimises probes + candidates per query for ``n`` rows at
     the design threshold, with bucket tables of at most ~10 entries per row (memory)."""
@@ -85,26 +111,25 @@ def _choose_chunk_width(n: int, bits: int) -> int:
         m = bits // width
         if m == 0 or m * (1 << width) > max(10 * n, 1 << 20):
             continue
-        probes = m * len(_flip_masks(width, threshold // m)) if threshold // m <= 4 else 1 << 40
-        cost = 2 * probes + probes * n / (1 << width)
+        radii = chunk_radii(m, threshold)
+        if radii.max() > 4:
+            continue
+        probes = sum(sum(math.comb(width, k) for k in range(r + 1)) for r in radii if r >= 0)
+        cost = probes + probes * n / (1 << width)
         if cost < best_cost:
             best_width, best_cost = width, cost
     return best_width
 
 
-def _chunk_values(words: np.ndarray, width: int) -> list[np.ndarray]:
-    """The ``bits // width`` chunks of each row (bits taken LSB-first, word 0 lowest);
-    leftover high bits are left out of the filter, never out of the verification."""
+def _chunk_column(words: np.ndarray, width: int, c: int) -> np.ndarray:
+    """Chunk ``c`` of each row (bits taken LSB-first, word 0 lowest) as int64."""
     mask = np.uint64((1 << width) - 1)
-    chunks = []
-    for c in range(words.shape[1] * 64 // width):
-        bit = c * width
-        i, shift = divmod(bit, 64)
-        values = words[:, i] >> np.uint64(shift)
-        if shift + width > 64:
-            values = values | (words[:, i + 1] << np.uint64(64 - shift))
-        chunks.append((values & mask).astype(np.int64))
-    return chunks
+    bit = c * width
+    i, shift = divmod(bit, 64)
+    values = words[:, i] >> np.uint64(shift)
+    if shift + width > 64:
+        values = values | (words[:, i + 1] << np.uint64(64 - shift))
+    return (values & mask).astype(np.int64)
 
 
 class _Segment:
@@ -115,17 +140,22 @@ class _Segment:
     ARRAYS = ("words", "keys", "active", "order", "starts")
 
     def __init__(self, words: np.ndarray, keys: np.ndarray, active: np.ndarray) -> None:
-        by_key = np.argsort(keys, kind="stable")
-        self.words = np.ascontiguousarray(words[by_key])
-        self.keys = keys[by_key]
-        self.active = active[by_key].copy()
+        # Rows sorted by key (for set_active); no copy when they already are, as from a bulk
+        # load: at 10M hashes each copy of the words is 320 MB.
+        if len(keys) > 1 and not bool(np.all(keys[1:] >= keys[:-1])):
+            by_key = np.argsort(keys, kind="stable")
+            words, keys, active = words[by_key], keys[by_key], active[by_key]
+        self.words = np.ascontiguousarray(words, dtype=np.uint64)
+        self.keys = np.ascontiguousarray(keys, dtype=np.int64)
+        self.active = np.array(active, dtype=bool)
         n = len(self.keys)
         self.width = _choose_chunk_width(n, self.words.shape[1] * 64)
-        chunks = _chunk_values(self.words, self.width)
+        m = self.words.shape[1] * 64 // self.width
         buckets = 1 << self.width
-        self.order = np.empty((len(chunks), n), dtype=np.uint32)
-        self.starts = np.zeros((len(chunks), buckets + 1), dtype=np.uint32)
-        for c, column in enumerate(chunks):
+        self.order = np.empty((m, n), dtype=np.uint32)
+        self.starts = np.zeros((m, buckets + 1), dtype=np.uint32)
+        for c in range(m):  # one chunk at a time: the temporaries stay one column big
+            column = _chunk_column(self.words, self.width, c)
             self.order[c] = np.argsort(column, kind="stable")
             np.cumsum(np.bincount(column, minlength=buckets), out=self.starts[c, 1:])
 
@@ -156,7 +186,8 @@ class _Segment:
         """(pairs, 3) int64 of [query, row, distance] for every active row within threshold."""
         if _kernel is None or not USE_KERNEL:
             return self.search_numpy(queries, threshold)
-        masks = _flip_masks(self.width, threshold // len(self.order))
+        masks, counts = _probe_plan(self.width, len(self.order), threshold)
+        radii = chunk_radii(len(self.order), threshold)
         parts: list[np.ndarray] = []
         capacity = max(1024, 64 * len(queries))
         next_query = 0
@@ -170,6 +201,8 @@ class _Segment:
                 self.starts,
                 self.active,
                 masks,
+                counts,
+                radii,
                 self.width,
                 threshold,
                 out,
@@ -182,49 +215,38 @@ class _Segment:
 
     def search_numpy(self, queries: np.ndarray, threshold: int) -> np.ndarray:
         """The same search in plain numpy (used without numba; a cross-check in tests)."""
-        qchunks = np.stack(_chunk_values(queries, self.width), axis=1)  # (q, m)
-        m = qchunks.shape[1]
-        masks = _flip_masks(self.width, threshold // m)
-        # Probe values (q, m, p) → bucket bounds in the flattened (m, buckets + 1) table.
-        stride = (1 << self.width) + 1
-        slots = (qchunks[:, :, None] ^ masks[None, None, :]) + (
-            np.arange(m, dtype=np.int64) * stride
-        )[None, :, None]
-        flat_starts = self.starts.reshape(-1)
-        lo = np.take(flat_starts, slots).astype(np.int64).reshape(-1)
-        lengths = np.take(flat_starts, slots + 1).astype(np.int64).reshape(-1) - lo
-        nonzero = np.flatnonzero(lengths)
-        if len(nonzero) == 0:
+        m = len(self.order)
+        masks, counts = _probe_plan(self.width, m, threshold)
+        query_parts: list[np.ndarray] = []
+        row_parts: list[np.ndarray] = []
+        for c in range(m):
+            if counts[c] == 0:
+                continue
+            probes = _chunk_column(queries, self.width, c)[:, None] ^ masks[None, : counts[c]]
+            lo = self.starts[c][probes].astype(np.int64).reshape(-1)
+            lengths = self.starts[c][probes + 1].astype(np.int64).reshape(-1) - lo
+            nonzero = np.flatnonzero(lengths)
+            if len(nonzero) == 0:
+                continue
+            lengths = lengths[nonzero]
+            ends = np.cumsum(lengths)
+            positions = np.arange(int(ends[-1]), dtype=np.int64) + np.repeat(
+                lo[nonzero] - ends + lengths, lengths
+            )
+            row_parts.append(self.order[c][positions].astype(np.int64))
+            query_parts.append(np.repeat(nonzero // int(counts[c]), lengths))
+        if not row_parts:
             return np.empty((0, 3), dtype=np.int64)
-        lengths = lengths[nonzero]
-        # Ranges → positions in the flattened (m, n) order array.
-        per_query = m * len(masks)
-        chunk_of = (nonzero // len(masks)) % m
-        begin = lo[nonzero] + chunk_of * len(self)
-        ends = np.cumsum(lengths)
-        total = int(ends[-1])
-        positions = np.arange(total, dtype=np.int64) + np.repeat(begin - ends + lengths, lengths)
-        rows = np.take(self.order.reshape(-1), positions).astype(np.int64)
-        candidates = np.take(self.words, rows, axis=0)
-        if len(queries) == 1:
-            candidates ^= queries[0]
-            query_of = np.zeros(total, dtype=np.int64)
-        else:
-            query_of = np.repeat(nonzero // per_query, lengths)
-            candidates ^= np.take(queries, query_of, axis=0)
-        counts = np.bitwise_count(candidates).astype(np.int16)
-        distances = counts[:, 0]
-        for w in range(1, counts.shape[1]):
-            distances += counts[:, w]
-        keep = np.flatnonzero(distances <= threshold)
-        keep = keep[np.take(self.active, rows[keep])]
-        if len(keep) == 0:
-            return np.empty((0, 3), dtype=np.int64)
-        # A row reached through several chunks is reported once per query.
-        pair = query_of[keep] * len(self) + rows[keep]
-        _, first = np.unique(pair, return_index=True)
-        keep = keep[first]
-        return np.stack([query_of[keep], rows[keep], distances[keep].astype(np.int64)], axis=1)
+        rows = np.concatenate(row_parts)
+        query_of = np.concatenate(query_parts)
+        # A row reached through several chunks is verified and reported once per query.
+        pair = np.unique(query_of * len(self) + rows)
+        query_of, rows = pair // len(self), pair % len(self)
+        distances = np.bitwise_count(self.words[rows] ^ queries[query_of]).sum(
+            axis=1, dtype=np.int64
+        )
+        keep = (distances <= threshold) & self.active[rows]
+        return np.stack([query_of[keep], rows[keep], distances[keep]], axis=1)
 
     def rows_of(self, key: int) -> slice:
         return slice(

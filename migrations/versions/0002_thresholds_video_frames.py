@@ -1,4 +1,7 @@
-"""Per-bank match thresholds and video frames.
+"""Per-bank match thresholds and video frames; no index on entries' source ids.
+
+Nothing looks entries up by ``external_id``, and the index cost a bulk import seconds per
+million rows (its keys arrive in random order).
 
 Revision ID: 0002
 Revises: 0001
@@ -21,6 +24,7 @@ ID = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 
 
 def upgrade() -> None:
+    op.drop_index(op.f("ix_entries_bank_id_external_id"), table_name="entries")
     with op.batch_alter_table("banks") as batch:
         batch.add_column(
             sa.Column("match_thresholds", sa.JSON(), nullable=False, server_default="{}")
@@ -56,3 +60,6 @@ def downgrade() -> None:
     op.drop_table("video_frames")
     with op.batch_alter_table("banks") as batch:
         batch.drop_column("match_thresholds")
+    op.create_index(
+        op.f("ix_entries_bank_id_external_id"), "entries", ["bank_id", "external_id"], unique=False
+    )

@@ -167,7 +167,6 @@ class Entry(Base):
     __tablename__ = "entries"
     __table_args__ = (
         Index(None, "bank_id", "status"),
-        Index(None, "bank_id", "external_id"),
         UniqueConstraint("id", "bank_id"),  # the target of entry_signals' foreign key
         _one_of("status", EntryStatus),
         {"sqlite_autoincrement": True},
