@@ -10,8 +10,10 @@ of them counts, reported with the transform that found it and the smallest dista
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -88,6 +90,32 @@ class MatchIndex:
 
     def __len__(self) -> int:
         return sum(len(i) for i in self._indexes.values())
+
+    def save(self, folder: str | os.PathLike[str]) -> None:
+        """Write every type's index under ``folder`` (plain .npy arrays, see
+        :meth:`HammingIndex.save`)."""
+        target = Path(folder)
+        target.mkdir(parents=True, exist_ok=True)
+        for name, index in self._indexes.items():
+            index.save(target / name)
+
+    @classmethod
+    def load_saved(cls, folder: str | os.PathLike[str]) -> MatchIndex:
+        """Open what :meth:`save` wrote; arrays are memory-mapped, so processes that load the
+        same snapshot share its pages."""
+        match_index = cls()
+        for part in sorted(Path(folder).iterdir()):
+            if part.is_dir():
+                kind = get_signal_type(part.name)
+                index = HammingIndex.load(part)
+                if index.bits != kind.bits:
+                    raise ValueError(f"{part}: {index.bits}-bit index for {kind.name}")
+                match_index._indexes[kind.name] = index
+        return match_index
+
+    def warm(self) -> None:
+        for index in self._indexes.values():
+            index.warm()
 
     def counts(self) -> dict[str, int]:
         return {name: len(index) for name, index in self._indexes.items()}

@@ -15,10 +15,12 @@ reported even between two refreshes.
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import time
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import select
@@ -26,11 +28,13 @@ from sqlalchemy.orm import Session
 
 from ncii.hashing import MediaHashes
 from ncii.match import MatchIndex, QueryOptions, SignalHit
-from ncii.service import history
+from ncii.service import history, snapshots
 from ncii.service.entries import effective_status
 from ncii.signals import PDQ_MIN_QUALITY, Signal
 from ncii.store.engine import Store
 from ncii.store.models import Bank, ChangeKind, Entry, EntrySignal, EntryStatus, utcnow
+
+log = logging.getLogger(__name__)
 
 LOAD_BATCH = 100_000
 """Signals read per round trip while loading the index."""
@@ -93,14 +97,38 @@ class Matcher:
         *,
         refresh_interval: float = 0.5,
         include_low_quality: bool = False,
+        snapshot: Path | None = None,
     ) -> None:
+        """``snapshot``: a folder to start from when it still describes the store (see
+        :mod:`ncii.service.snapshots`), and to save the index in after a full load of at
+        least ``snapshots.MIN_ROWS`` hashes."""
         self.store = store
         self.refresh_interval = refresh_interval
         self.include_low_quality = include_low_quality
+        self.snapshot = snapshot
         self.index = MatchIndex()
         self.seq = 0
+        self.loaded_from_snapshot = False
         self._last_refresh = 0.0
-        self._load()
+        if snapshot is None or not self._load_snapshot(snapshot):
+            self._load()
+
+    def _load_snapshot(self, folder: Path) -> bool:
+        with self.store.read() as session:
+            _repeatable_read(session)
+            loaded = snapshots.load(folder, session, include_low_quality=self.include_low_quality)
+            if isinstance(loaded, str):
+                log.info("index snapshot %s not used: %s", folder, loaded)
+                return False
+            self.index, self.seq = loaded
+            # Replay what happened since, inside the transaction that verified it.
+            while changes := history.changes_since(session, self.seq):
+                self._apply(session, changes)
+                self.seq = changes[-1].seq
+        self.index.warm()
+        self.loaded_from_snapshot = True
+        self._last_refresh = time.monotonic()
+        return True
 
     # -- keeping current ------------------------------------------------------------------
 
@@ -108,6 +136,8 @@ class Matcher:
         with self.store.read() as session:
             _repeatable_read(session)
             self.seq = history.last_change(session)
+            seq_at = snapshots.change_time(session, self.seq)
+            fingerprint = snapshots.fingerprint(session)
             batches: dict[str, tuple[list[str], list[int]]] = defaultdict(lambda: ([], []))
             for row in self._signal_rows(session, None):
                 values, keys = batches[row.signal_type]
@@ -120,7 +150,24 @@ class Matcher:
             for signal_type, (values, keys) in batches.items():
                 self.index.load(signal_type, values, keys)
         self.index.compact()
+        if self.snapshot is not None and len(self.index) >= snapshots.MIN_ROWS:
+            self.save_snapshot(self.snapshot, seq_at=seq_at, fingerprint=fingerprint)
         self._last_refresh = time.monotonic()
+
+    def save_snapshot(
+        self, folder: Path, *, seq_at: str | None, fingerprint: snapshots.Fingerprint
+    ) -> None:
+        try:
+            snapshots.save(
+                folder,
+                self.index,
+                seq=self.seq,
+                seq_at=seq_at,
+                include_low_quality=self.include_low_quality,
+                fingerprint=fingerprint,
+            )
+        except OSError as exc:  # a cache: failing to write it must not stop matching
+            log.warning("could not save the index snapshot in %s: %s", folder, exc)
 
     def _signal_rows(self, session: Session, entry_ids: Sequence[int] | None) -> Iterator[Any]:
         """Signals of indexable entries (all, or those of ``entry_ids``), low quality left out
