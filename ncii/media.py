@@ -40,8 +40,13 @@ DEFAULT_MAX_PIXELS = 150_000_000
 raise ``max_pixels`` for those). Kept below Pillow's own hard bomb limit (~179 MP) so the
 error is always ours."""
 
-_DRAFT_FACTOR = 2
-"""Pillow's thumbnail() drafts JPEGs to at least twice the target (its ``reducing_gap``)."""
+_DRAFT_FACTOR = 1
+"""JPEGs decode at the smallest DCT scale (1/2, 1/4, 1/8) that still covers the target size.
+Pillow's ``thumbnail()``, in Meta's reference, keeps at least twice the target (its
+``reducing_gap``); a 12 MP photo then decodes at 2016x1512 instead of 1008x756. Measured on
+the 14 real JPEGs in ``../shared/data`` where the two scales differ: 11 identical hashes,
+the others 1-2 bits apart; a 12 MP photo hashes ~35% faster, a 3 MP one decodes at half
+size instead of full."""
 
 _ALPHA_MODES = {"RGBA", "RGBa", "LA", "La", "PA"}
 
