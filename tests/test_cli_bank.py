@@ -95,6 +95,27 @@ def test_db_current_and_upgrade(empty_database_url: str) -> None:
     assert "already at revision" in again.stderr
 
 
+def test_db_downgrade_asks_then_drops_newer_schema(empty_database_url: str) -> None:
+    assert ncii(empty_database_url, "bank", "create", "reports").exit_code == 0
+    unknown = ncii(empty_database_url, "db", "downgrade", "0999", "--yes")
+    assert unknown.exit_code == exit_codes.USAGE and "unknown revision '0999'" in unknown.stderr
+    declined = ncii(empty_database_url, "db", "downgrade", "0001", input="n\n")
+    assert declined.exit_code != 0
+    [still] = _jsonl(ncii(empty_database_url, "db", "current").stdout)
+    assert still["state"] == "up to date"
+    down = ncii(empty_database_url, "db", "downgrade", "0001", "--yes")
+    assert down.exit_code == 0 and "downgraded from" in down.stderr and "to 0001" in down.stderr
+    [after] = _jsonl(ncii(empty_database_url, "db", "current").stdout)
+    assert (after["revision"], after["state"]) == ("0001", "behind")
+    # The bank made under the newer schema survives the downgrade, and an upgrade is clean.
+    assert ncii(empty_database_url, "db", "upgrade").exit_code == 0
+    assert [b["name"] for b in _jsonl(ncii(empty_database_url, "bank", "list").stdout)] == [
+        "reports"
+    ]
+    base = ncii(empty_database_url, "db", "downgrade", "base", "--yes")
+    assert base.exit_code == 0 and "an empty database" in base.stderr
+
+
 def test_an_unreachable_database_is_one_line() -> None:
     result = ncii("postgresql://nobody@127.0.0.1:1/none", "bank", "list")
     assert result.exit_code == exit_codes.ERROR

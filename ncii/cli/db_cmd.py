@@ -19,7 +19,7 @@ from ncii.store.engine import Store, open_store, shown_url
 
 db_app = typer.Typer(
     name="db",
-    help="The hash store's database: show and upgrade its schema.",
+    help="The hash store's database: show, upgrade and downgrade its schema.",
     no_args_is_help=True,
 )
 
@@ -69,6 +69,40 @@ def upgrade_command(
         note_line(f"{url}: already at revision {after}")
     else:
         note_line(f"{url}: upgraded from {before or 'an empty database'} to revision {after}")
+
+
+@db_app.command("downgrade")
+def downgrade_command(
+    revision: Annotated[str, typer.Argument(help="Target revision, or 'base' for none.")],
+    db: DbOption = None,
+    yes: Annotated[
+        bool, typer.Option("--yes", help="Do not ask; downgrading drops tables and their data.")
+    ] = False,
+) -> None:
+    """Take the schema back to an older revision, e.g. before returning to an older ncii.
+
+    Tables and columns the older revision does not know are dropped with their data, so it
+    asks first unless --yes is given.
+
+    Example: ncii db downgrade 0001 --db ./ncii.db
+    """
+    with cli_store(db, migrate_schema=False) as store:
+        before = _revision(store)
+        if before is None:
+            raise InvalidArgument(f"{shown_url(store.url)}: no ncii schema to downgrade")
+        known = migrate.known_revisions()
+        if revision != "base" and revision not in known:
+            raise InvalidArgument(
+                f"unknown revision {revision!r}; known: {', '.join(known)} or base"
+            )
+        if not yes and not typer.confirm(
+            f"Downgrade {shown_url(store.url)} from {before} to {revision}, dropping what "
+            "newer revisions added (data included)?"
+        ):
+            raise typer.Exit(exit_codes.USAGE)
+        migrate.downgrade(store.engine, revision)
+        after = _revision(store)
+    note_line(f"{shown_url(store.url)}: downgraded from {before} to {after or 'an empty database'}")
 
 
 @db_app.command("current")

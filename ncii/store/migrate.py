@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from alembic.config import Config
     from alembic.script import ScriptDirectory
 
-HEAD = "0002"
+HEAD = "0003"
 """The newest revision in ``migrations/versions`` (a test keeps the two equal). Knowing it
 without loading Alembic keeps the check made on every ``open_store`` cheap."""
 
@@ -105,6 +105,11 @@ def upgrade(engine: Engine, revision: str = "head") -> None:
 
     with _migration_transaction(engine) as connection:
         command.upgrade(alembic_config(connection), revision)
+
+
+def known_revisions() -> list[str]:
+    """Every revision the migration scripts define, oldest first."""
+    return [s.revision for s in reversed(list(script_directory().walk_revisions()))]
 
 
 def downgrade(engine: Engine, revision: str) -> None:
