@@ -8,9 +8,12 @@ light import.
 from typing import TYPE_CHECKING, Any
 
 from ncii.errors import (
+    AccessDenied,
     AlreadyExists,
+    CaseLocked,
     EmptyMedia,
     ImportFailed,
+    IncompleteRequest,
     InvalidArgument,
     InvalidSignal,
     InvalidVpdq,
@@ -22,6 +25,7 @@ from ncii.errors import (
     UnknownSignalType,
     UnsupportedMedia,
     VideoError,
+    WrongPin,
 )
 from ncii.hashing import HashOptions, HashResult, MediaHashes, hash_bytes, hash_file
 from ncii.match import MatchIndex, QueryOptions
@@ -55,12 +59,15 @@ def __getattr__(name: str) -> Any:
 
 __all__ = [
     "SIGNAL_TYPES",
+    "AccessDenied",
     "AlreadyExists",
     "BankMatch",
+    "CaseLocked",
     "EmptyMedia",
     "HashOptions",
     "HashResult",
     "ImportFailed",
+    "IncompleteRequest",
     "InvalidArgument",
     "InvalidSignal",
     "InvalidVpdq",
@@ -81,6 +88,7 @@ __all__ = [
     "VideoError",
     "VideoHashes",
     "VpdqFrame",
+    "WrongPin",
     "__version__",
     "get_signal_type",
     "hash_bytes",

@@ -73,3 +73,24 @@ class VideoError(UnsupportedMedia):
 class InvalidVpdq(InvalidSignal):
     """A vPDQ text (``frame,quality,pdqhex,timestamp`` lines) that does not parse; the message
     names the line."""
+
+
+class AccessDenied(NciiError):
+    """A case's PIN was refused: wrong, or the case is locked after repeated wrong PINs."""
+
+
+class WrongPin(AccessDenied):
+    """The PIN given does not match the case's."""
+
+
+class CaseLocked(AccessDenied):
+    """Too many wrong PINs in a row: the case refuses every PIN until ``locked_until``."""
+
+
+class IncompleteRequest(InvalidArgument):
+    """A takedown request lacking elements the law requires; ``problems`` says, one message
+    per missing or invalid element, what is wrong."""
+
+    def __init__(self, problems: list[str] | tuple[str, ...]) -> None:
+        super().__init__("; ".join(problems))
+        self.problems = tuple(problems)

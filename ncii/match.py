@@ -77,6 +77,10 @@ class MatchIndex:
         flags = None if active is None else np.asarray(active, dtype=bool)
         self._index(kind.name).add_words(words, np.asarray(keys, dtype=np.int64), flags)
 
+    def load_words(self, signal_type: str, words: np.ndarray, keys: np.ndarray) -> None:
+        """Add hashes already converted with :func:`~ncii.index.hex_to_words` (one segment)."""
+        self._index(get_signal_type(signal_type).name).add_words(words, keys)
+
     def add(self, signal_type: str, value: str, key: int, *, active: bool = True) -> None:
         self._index(signal_type).add(value, key, active=active)
 

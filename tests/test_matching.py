@@ -61,7 +61,7 @@ def test_flipped_reencoded_copy_matches_with_case_and_distinct_image_does_not(st
 
 def test_withdrawn_and_disabled_entries_stop_matching_in_the_same_process(store):
     [entry_id] = _bank_with(store, PHOTO)
-    matcher = Matcher(store)
+    matcher = Matcher(store, refresh_interval=60)  # only the forced refresh below applies
     upload = hash_bytes(_flipped_copy(PHOTO))
     assert matcher.match(upload)
     with store.begin() as session:

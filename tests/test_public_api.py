@@ -10,7 +10,11 @@ def test_public_namespace_is_pinned():
     assert sorted(ncii.__all__) == sorted(
         [
             "SIGNAL_TYPES",
+            "AccessDenied",
             "AlreadyExists",
+            "CaseLocked",
+            "IncompleteRequest",
+            "WrongPin",
             "BankMatch",
             "EmptyMedia",
             "HashOptions",

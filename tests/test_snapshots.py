@@ -126,3 +126,25 @@ def test_no_snapshot_below_the_size_threshold(store, tmp_path, monkeypatch):
     folder = tmp_path / "snap"
     Matcher(store, snapshot=folder)
     assert not folder.exists()
+
+
+def test_ncii_match_keeps_its_index_cache_per_database(store, store_url, tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    from ncii.cli.app import app
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    _add(store, "reports", PHOTOS[:2])
+    runner = CliRunner()
+    upload = tmp_path / "upload.jpg"
+    upload.write_bytes(_flipped(PHOTOS[0]))
+    args = ["match", str(upload), "--db", store_url, "--format", "jsonl"]
+    off = runner.invoke(app, [*args, "--no-index-cache"])
+    assert off.exit_code == 4 and not (tmp_path / "cache").exists()
+    first = runner.invoke(app, args)
+    assert first.exit_code == 4
+    [folder] = (tmp_path / "cache" / "ncii" / "index").iterdir()
+    assert folder == snapshots.folder_for(store)
+    assert (folder / "manifest.json").is_file()
+    assert runner.invoke(app, args).exit_code == 4  # from the snapshot this time
+    assert Matcher(store, snapshot=folder).loaded_from_snapshot

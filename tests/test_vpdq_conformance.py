@@ -6,13 +6,13 @@ hashes a query would carry are sampled from those by the same rule as hashing wi
 ``every=1`` (checked below), so the whole module costs one decode per video.
 """
 
-import multiprocessing
-from concurrent.futures import ProcessPoolExecutor
-from functools import cache, partial
+from functools import cache
 from pathlib import Path
 
 import pytest
 from shared_data import SHARED, requires_shared, shared
+from video_families import BUNNY, KNOWN_MISSES, SAMPLES, every_frame_hashes
+from video_families import family as _family
 
 from ncii.signals.vpdq import (
     VPDQ_DISTANCE_THRESHOLD,
@@ -27,22 +27,7 @@ from ncii.signals.vpdq import (
 
 pytestmark = requires_shared
 
-SAMPLES = "threatexchange/tmk/sample-videos"
 EXPECTED = "threatexchange/vpdq/sample-hashes"
-OTHERS = {
-    "v2": "perception_testdata/perception/testing/videos/v2.m4v",
-    "v2s": "perception_testdata/perception/testing/videos/v2s.mov",
-    "Megamind": "opencv_samples_debian/data/Megamind.avi",
-    "Megamind_bugy": "opencv_samples_debian/data/Megamind_bugy.avi",
-}
-BUNNY = "moviepy_media/media/big_buck_bunny_0_30.webm"
-
-KNOWN_MISSES = {
-    "chair-22-with-large-logo-bar": "a logo over a third of the frame moves PDQ past 31 bits",
-    "pattern-sd-with-large-logo-bar": "a logo over a third of the frame moves PDQ past 31 bits",
-}
-"""Family members vPDQ cannot match in either direction (measured: at most 21% of frames).
-Meta's own every-frame reference hashes miss them the same way."""
 
 
 def _hash_path(path: Path, every: float) -> tuple[VpdqFrame, ...]:
@@ -51,15 +36,9 @@ def _hash_path(path: Path, every: float) -> tuple[VpdqFrame, ...]:
 
 @cache
 def every_frame() -> dict[str, tuple[VpdqFrame, ...]]:
-    """Every frame of Meta's sample videos and of the other family videos."""
-    paths = {p.stem: p for p in sorted(shared(SAMPLES).glob("*.mp4"))}
-    paths |= {name: shared(relative) for name, relative in OTHERS.items()}
-    context = multiprocessing.get_context("forkserver")
-    with ProcessPoolExecutor(max_workers=2, mp_context=context) as pool:
-        # Longest first, so the two workers finish together.
-        order = sorted(paths, key=lambda n: -paths[n].stat().st_size)
-        results = pool.map(partial(_hash_path, every=0), [paths[n] for n in order])
-        return dict(zip(order, results, strict=True))
+    """Every frame of Meta's sample videos and of the other family videos (decoded once per
+    session, shared with ``test_video_banks.py``)."""
+    return {name: hashes.frames for name, hashes in every_frame_hashes().items()}
 
 
 @cache
@@ -109,12 +88,6 @@ def test_timing_comes_from_the_stream():
     and Megamind.avi stamps its B-frames out of order: neither drifts."""
     assert every_frame()["Megamind"][-1].timestamp == pytest.approx(269 * 1001 / 24000, abs=0.05)
     assert every_frame()["Megamind_bugy"][-1].timestamp == pytest.approx(269 / 30, abs=0.05)
-
-
-def _family(name: str) -> str:
-    if name.startswith(("chair-", "pattern-")):
-        return name.split("-")[0]
-    return name.replace("_bugy", "").replace("v2s", "v2")
 
 
 def test_families_match_and_nothing_else_does():

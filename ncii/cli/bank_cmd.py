@@ -6,21 +6,52 @@ from typing import Annotated, Any
 
 import typer
 
+from ncii.cli import exit_codes
 from ncii.cli.db_cmd import cli_store
 from ncii.cli.options import ActorOption, DbOption, FormatOption, OutputFormat, resolve_actor
-from ncii.cli.output import choose_format, note_line, render
+from ncii.cli.output import choose_format, error_line, note_line, render
+from ncii.errors import NciiError
 from ncii.service import banks
 from ncii.service.banks import BankDetail, BankInfo, BankSummary
+from ncii.signals import get_signal_type
 from ncii.store.models import BankSource
 
 bank_app = typer.Typer(
     name="bank",
-    help="Create, list, show, rename and delete hash banks.",
+    help="Create, list, show, update, rename and delete hash banks.",
     no_args_is_help=True,
 )
 
 BankArgument = Annotated[str, typer.Argument(help="The bank's name.", show_default=False)]
-BANK_COLUMNS = ("name", "source", "source_ref", "trust_level", "description", "created_at")
+BANK_COLUMNS = (
+    "name",
+    "source",
+    "source_ref",
+    "trust_level",
+    "thresholds",
+    "description",
+    "created_at",
+)
+ThresholdOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--threshold",
+        help="TYPE=N: this bank's entries match at distance N or below for that signal type "
+        "(repeatable; pdq also applies to video frames). Default: the type's own (pdq 31).",
+        show_default=False,
+    ),
+]
+
+
+def _thresholds(values: list[str] | None) -> dict[str, int]:
+    """``--threshold`` values, or a usage error (exit 2) naming the bad one."""
+    try:
+        return dict(banks.parse_threshold(v) for v in values or [])
+    except NciiError as exc:
+        error_line(str(exc))
+        raise typer.Exit(exit_codes.USAGE) from None
+
+
 LIST_COLUMNS = ("name", "source", "trust_level", "entries", "active", "created_at")
 
 
@@ -37,14 +68,16 @@ def create_command(
     trust: Annotated[
         int, typer.Option(min=0, max=100, help="How far its hashes are trusted, 0-100.")
     ] = 100,
+    threshold: ThresholdOption = None,
     db: DbOption = None,
     actor: ActorOption = None,
     fmt: FormatOption = None,
 ) -> None:
     """Create an empty bank. Names: letters, digits, '_', '.', '-'.
 
-    Example: ncii bank create stopncii --source stopncii --trust 90
+    Example: ncii bank create partner-x --source partner --trust 90 --threshold pdq=24
     """
+    thresholds = _thresholds(threshold)
     with cli_store(db) as store, store.begin() as session:
         bank = banks.create_bank(
             session,
@@ -54,6 +87,56 @@ def create_command(
             source=source,
             source_ref=source_ref,
             trust_level=trust,
+            match_thresholds=thresholds,
+        )
+    render([bank], fmt=choose_format(fmt), columns=BANK_COLUMNS, flat=_bank_row)
+
+
+@bank_app.command("update")
+def update_command(
+    name: BankArgument,
+    description: Annotated[str | None, typer.Option(help="What the bank holds.")] = None,
+    trust: Annotated[
+        int | None, typer.Option(min=0, max=100, help="How far its hashes are trusted, 0-100.")
+    ] = None,
+    threshold: ThresholdOption = None,
+    clear_threshold: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--clear-threshold",
+            help="TYPE: go back to the type's default threshold (repeatable).",
+            show_default=False,
+        ),
+    ] = None,
+    db: DbOption = None,
+    actor: ActorOption = None,
+    fmt: FormatOption = None,
+) -> None:
+    """Change a bank's description, trust level or match thresholds; the rest stays as is.
+
+    Running matchers use new thresholds within a second. The audit trail records what
+    changed, from what to what.
+
+    Example: ncii bank update partner-x --threshold pdq=20 --clear-threshold phash
+    """
+    thresholds = _thresholds(threshold)
+    try:
+        cleared = [get_signal_type(kind).name for kind in clear_threshold or []]
+    except NciiError as exc:
+        error_line(str(exc))
+        raise typer.Exit(exit_codes.USAGE) from None
+    if both := sorted(set(cleared) & set(thresholds)):
+        error_line(f"both set and cleared: {', '.join(both)}")
+        raise typer.Exit(exit_codes.USAGE)
+    with cli_store(db) as store, store.begin() as session:
+        bank = banks.update_bank(
+            session,
+            name,
+            actor=resolve_actor(actor),
+            description=description,
+            trust_level=trust,
+            set_thresholds=thresholds,
+            clear_thresholds=cleared,
         )
     render([bank], fmt=choose_format(fmt), columns=BANK_COLUMNS, flat=_bank_row)
 
@@ -134,14 +217,25 @@ def delete_command(
 
 
 def _bank_row(bank: BankInfo) -> dict[str, Any]:
-    return bank.to_dict() | {"created_at": bank.created_at.isoformat(timespec="seconds")}
+    return bank.to_dict() | {
+        "created_at": bank.created_at.isoformat(timespec="seconds"),
+        "thresholds": _thresholds_text(bank.match_thresholds),
+    }
+
+
+def _thresholds_text(thresholds: dict[str, int]) -> str | None:
+    return ",".join(f"{kind}={value}" for kind, value in thresholds.items()) or None
 
 
 def _detail_rows(detail: BankDetail) -> list[tuple[str, Any]]:
     rows: list[tuple[str, Any]] = [
-        (key, value) for key, value in detail.bank.to_dict().items() if key != "id"
+        (key, _thresholds_text(value) if key == "match_thresholds" else value)
+        for key, value in detail.bank.to_dict().items()
+        if key != "id"
     ]
     rows.append(("entries", detail.entries))
     rows.extend((f"status {status}", count) for status, count in detail.by_status.items())
     rows.extend((f"signals {kind}", count) for kind, count in detail.by_signal_type.items())
+    if detail.video_frames:
+        rows.append(("video frames", detail.video_frames))
     return rows

@@ -10,3 +10,5 @@ ERROR = 3
 """A fatal error: nothing (or nothing more) was done; the message says why."""
 MATCH = 4
 """`ncii match`/`ncii scan`: at least one input matched an active bank entry."""
+TAMPERED = 5
+"""`ncii audit verify`: the audit log was edited or rows were deleted (the message says which)."""

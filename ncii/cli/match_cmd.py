@@ -14,6 +14,7 @@ from ncii.cli import exit_codes
 from ncii.cli.options import (
     DbOption,
     FormatOption,
+    IndexCacheOption,
     JobsOption,
     resolve_jobs,
 )
@@ -21,9 +22,12 @@ from ncii.cli.output import choose_format, error_line, note_line, progress_bar, 
 from ncii.errors import NciiError
 from ncii.hashing import HashOptions, HashOutcome, expand_inputs, hash_many
 from ncii.match import QueryOptions
+from ncii.service import match_log, snapshots
 from ncii.service.matching import BankMatch, Matcher
+from ncii.service.video_matching import VideoOptions, ranges_text
 from ncii.signals import Signal
-from ncii.store.engine import open_store
+from ncii.signals.vpdq import DEFAULT_EVERY, VPDQ_BANK_MATCH_PCT, VPDQ_QUERY_MATCH_PCT
+from ncii.store.engine import Store, open_store
 
 MATCH_COLUMNS = (
     "input",
@@ -34,8 +38,12 @@ MATCH_COLUMNS = (
     "transform",
     "active",
     "case_ref",
+    "query_pct",
+    "bank_pct",
+    "ranges",
     "error",
 )
+"""``query_pct``, ``bank_pct`` and ``ranges`` (the query's matched seconds) for video matches."""
 REPORT_COLUMNS = (
     "path",
     "status",
@@ -44,6 +52,9 @@ REPORT_COLUMNS = (
     "entry_ids",
     "best_distance",
     "case_refs",
+    "video_query_pct",
+    "video_bank_pct",
+    "video_ranges",
     "error",
 )
 
@@ -53,10 +64,39 @@ BanksOption = Annotated[
 ]
 ThresholdOption = Annotated[
     int | None,
-    typer.Option(min=0, max=256, help="PDQ distance threshold (default 31, or the bank's own)."),
+    typer.Option(
+        min=0,
+        max=256,
+        help="PDQ distance threshold for every bank, video frames included. Default: each "
+        "bank's own (ncii bank update --threshold), else 31.",
+    ),
 ]
 DihedralOption = Annotated[
     bool, typer.Option(help="Match flipped and rotated copies (8 PDQ lookups per upload).")
+]
+EveryOption = Annotated[
+    float,
+    typer.Option(
+        min=0.0, help="Videos and animations: seconds between hashed frames (0: every frame)."
+    ),
+]
+VideoQueryPctOption = Annotated[
+    float,
+    typer.Option(
+        "--video-query-pct",
+        min=0.0,
+        max=100.0,
+        help="A video matches a banked one when this share (%) of its frames is found there.",
+    ),
+]
+VideoBankPctOption = Annotated[
+    float,
+    typer.Option(
+        "--video-bank-pct",
+        min=0.0,
+        max=100.0,
+        help="... and this share (%) of the banked video's frames is found in it.",
+    ),
 ]
 
 
@@ -96,8 +136,16 @@ def match_command(
     low_quality: Annotated[
         bool, typer.Option("--include-low-quality", help="Match PDQ hashes of quality < 50 too.")
     ] = False,
+    every: EveryOption = DEFAULT_EVERY,
+    video_query_pct: VideoQueryPctOption = VPDQ_QUERY_MATCH_PCT,
+    video_bank_pct: VideoBankPctOption = VPDQ_BANK_MATCH_PCT,
+    index_cache: IndexCacheOption = True,
 ) -> None:
     """Hash each input and report every bank entry it matches.
+
+    Videos and animations match banked videos by vPDQ (frames within the PDQ threshold; by
+    default 80% of the upload's frames found in the banked video), reported as signal type
+    vpdq with both percentages and the matched seconds, and by MD5/SHA-256.
 
     Exit codes for scripts that gate uploads: 0 no input matched an active entry; 4 at least
     one did (block it); 1 an input could not be hashed and none matched; 2 bad command line;
@@ -114,9 +162,14 @@ def match_command(
         error_line(str(exc))
         raise typer.Exit(exit_codes.USAGE) from None
     options = _query_options(threshold, dihedral, low_quality)
+    video = VideoOptions(query_pct=video_query_pct, bank_pct=video_bank_pct)
     output = choose_format(fmt)
     with open_store(db) as store:
-        matcher = Matcher(store, include_low_quality=low_quality)
+        matcher = Matcher(
+            store,
+            include_low_quality=low_quality,
+            snapshot=snapshots.folder_for(store, index_cache),
+        )
         found: list[_Found] = [
             _Found(
                 f"{q.type}:{q.value}",
@@ -127,10 +180,18 @@ def match_command(
             for q in queries
         ]
         inputs = expand_inputs(paths or [])
-        for outcome in hash_many(inputs, jobs=resolve_jobs(jobs)):
-            found.append(_match_outcome(matcher, outcome, banks, options, include_inactive))
+        hashing = HashOptions(video_every=every)
+        for outcome in hash_many(inputs, options=hashing, jobs=resolve_jobs(jobs)):
+            found.append(_match_outcome(matcher, outcome, banks, options, include_inactive, video))
+        _log_matches(store, found[len(queries) :], "match")
     rows = [row for f in found for row in _match_rows(f)]
-    render(rows, fmt=output, columns=MATCH_COLUMNS, flat=lambda r: r)
+    render(
+        rows,
+        fmt=output,
+        columns=MATCH_COLUMNS,
+        flat=lambda r: r,
+        as_json=lambda r: {k: v for k, v in r.items() if k != "ranges"},
+    )
     failed = sum(1 for f in found if f.error)
     for f in found:
         if f.error:
@@ -151,13 +212,18 @@ def _match_outcome(
     banks: list[str] | None,
     options: QueryOptions,
     include_inactive: bool,
+    video: VideoOptions | None = None,
 ) -> _Found:
     if outcome.hashes is None:
         return _Found(outcome.source, error=outcome.error)
     return _Found(
         outcome.source,
         matcher.match(
-            outcome.hashes, banks=banks, options=options, include_inactive=include_inactive
+            outcome.hashes,
+            banks=banks,
+            options=options,
+            include_inactive=include_inactive,
+            video=video,
         ),
     )
 
@@ -169,7 +235,10 @@ def _match_rows(found: _Found) -> Iterator[dict[str, Any]]:
     if not found.matches:
         yield {"input": found.source, "bank": None, "error": None}
     for match in found.matches:
-        yield {"input": found.source, **match.to_dict(), "error": None}
+        row = {"input": found.source, **match.to_dict(), "error": None}
+        if match.video is not None:
+            row["ranges"] = ranges_text(match.video.query_ranges)
+        yield row
 
 
 def scan_command(
@@ -182,9 +251,13 @@ def scan_command(
     banks: BanksOption = None,
     threshold: ThresholdOption = None,
     dihedral: DihedralOption = True,
+    every: EveryOption = DEFAULT_EVERY,
+    video_query_pct: VideoQueryPctOption = VPDQ_QUERY_MATCH_PCT,
+    video_bank_pct: VideoBankPctOption = VPDQ_BANK_MATCH_PCT,
     progress: Annotated[
         bool | None, typer.Option(help="Progress bar. Default: on when stderr is a terminal.")
     ] = None,
+    index_cache: IndexCacheOption = True,
 ) -> None:
     """Match a backlog of uploads and write one CSV row per file, resumably.
 
@@ -196,19 +269,24 @@ def scan_command(
     done = _already_reported(report)
     inputs = [p for p in expand_inputs([str(folder)]) if p not in done]
     options = _query_options(threshold, dihedral, False)
+    video = VideoOptions(query_pct=video_query_pct, bank_pct=video_bank_pct)
     counts = {"scanned": 0, "matched": 0, "failed": 0, "skipped": len(done)}
     new_file = not report.exists() or report.stat().st_size == 0
+    # A report begun by an older version keeps its own columns.
+    columns = REPORT_COLUMNS if new_file else _report_header(report)
     with open_store(db) as store, report.open("a", newline="") as handle:
-        matcher = Matcher(store)
-        writer = csv.DictWriter(handle, fieldnames=REPORT_COLUMNS)
+        matcher = Matcher(store, snapshot=snapshots.folder_for(store, index_cache))
+        writer = csv.DictWriter(handle, fieldnames=columns, extrasaction="ignore")
         if new_file:
             writer.writeheader()
+        hashing = HashOptions(video_every=every)
         with progress_bar("scanning", show=progress) as bar:
             task = bar.add_task("scan", total=len(inputs))
-            for outcome in hash_many(inputs, options=HashOptions(), jobs=resolve_jobs(jobs)):
-                found = _match_outcome(matcher, outcome, banks, options, False)
+            for outcome in hash_many(inputs, options=hashing, jobs=resolve_jobs(jobs)):
+                found = _match_outcome(matcher, outcome, banks, options, False, video)
                 writer.writerow(_report_row(found))
                 handle.flush()
+                _log_matches(store, [found], "scan")
                 counts["scanned"] += 1
                 counts["failed"] += found.error is not None
                 counts["matched"] += bool(found.matches)
@@ -227,6 +305,11 @@ def _report_row(found: _Found) -> dict[str, Any]:
     if found.error:
         return {"path": found.source, "status": "error", "matches": 0, "error": found.error}
     matches = found.matches
+    best = max(
+        (m.video for m in matches if m.video is not None),
+        key=lambda v: (v.query_pct, v.bank_pct),
+        default=None,
+    )
     return {
         "path": found.source,
         "status": "match" if matches else "no_match",
@@ -236,7 +319,17 @@ def _report_row(found: _Found) -> dict[str, Any]:
         "best_distance": min((m.distance for m in matches), default=""),
         "case_refs": ";".join(sorted({m.case_ref for m in matches if m.case_ref})),
         "error": "",
+        # The best video match: the one covering most of the upload.
+        "video_query_pct": round(best.query_pct, 1) if best else "",
+        "video_bank_pct": round(best.bank_pct, 1) if best else "",
+        "video_ranges": ranges_text(best.query_ranges) if best else "",
     }
+
+
+def _report_header(report: Path) -> list[str]:
+    with report.open(newline="") as handle:
+        header = next(csv.reader(handle), None)
+    return header or list(REPORT_COLUMNS)
 
 
 def _already_reported(report: Path) -> set[str]:
@@ -256,3 +349,12 @@ def _already_reported(report: Path) -> set[str]:
 def _report_has_matches(report: Path) -> bool:
     with report.open(newline="") as handle:
         return any(row.get("status") == "match" for row in csv.DictReader(handle))
+
+
+def _log_matches(store: Store, found: list[_Found], source: str) -> None:
+    """Count uploads that matched in the match log (case status, reports): entries and
+    distances only, never the upload's path or hashes. Hash lookups are not uploads."""
+    uploads = [f.matches for f in found if any(m.active for m in f.matches)]
+    if uploads:
+        with store.begin() as session:
+            match_log.record_matches(session, uploads, source=source)

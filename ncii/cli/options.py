@@ -71,3 +71,13 @@ def resolve_actor(actor: str | None) -> str:
         return getpass.getuser()
     except (KeyError, OSError):  # no login name (some containers)
         return f"uid:{os.getuid()}" if hasattr(os, "getuid") else "unknown"
+
+
+IndexCacheOption = Annotated[
+    bool,
+    typer.Option(
+        "--index-cache/--no-index-cache",
+        help="Start from the saved index of a large store (100,000+ hashes; kept in your user "
+        "cache directory, verified against the database) instead of rebuilding it.",
+    ),
+]

@@ -24,10 +24,17 @@ from ncii.cli.options import (
 )
 from ncii.cli.output import choose_format, error_line, note_line, render
 from ncii.errors import ImportFailed
-from ncii.hashing import expand_inputs, hash_many
+from ncii.hashing import HashOptions, expand_inputs, hash_many
 from ncii.service import banks, ingest, transfer
 from ncii.service.entries import AddOptions, AddResult, AddSummary, Invalid, NewEntry
 from ncii.service.formats import ExportFormat, ImportFormat, Provenance
+from ncii.signals.vpdq import VPDQ_QUALITY_THRESHOLD, VideoHashes
+
+BANK_EVERY = 0.0
+"""Seconds between the video frames ``ncii add`` hashes: 0, every frame, as Meta's vPDQ banks.
+Queries are hashed once a second, and a re-timed copy's frames fall between the original's:
+against banks sampled every 0.1 s or more, 6 to 19 of the 45 same-family pairs of the reference
+videos no longer match (docs/hashing.md, "Video")."""
 
 BankArgument = Annotated[str, typer.Argument(help="The bank's name.", show_default=False)]
 CaseOption = Annotated[
@@ -49,7 +56,16 @@ TypeOption = Annotated[
     typer.Option("--type", help="Signal type of bare hashes (lines with no type), e.g. pdq."),
 ]
 
-ADD_COLUMNS = ("source", "outcome", "entry_id", "withdrawn", "pdq", "pdq_quality", "signals")
+ADD_COLUMNS = (
+    "source",
+    "outcome",
+    "entry_id",
+    "withdrawn",
+    "pdq",
+    "pdq_quality",
+    "frames",
+    "signals",
+)
 
 
 def add_command(
@@ -79,6 +95,15 @@ def add_command(
     note: NoteOption = None,
     source_id: SourceIdOption = None,
     skip_invalid: SkipInvalidOption = False,
+    every: Annotated[
+        float,
+        typer.Option(
+            min=0.0,
+            help="Videos and animations: seconds between hashed frames. Default 0: every "
+            "frame, so that copies re-encoded at another frame rate still match one-frame-a-"
+            "second queries.",
+        ),
+    ] = BANK_EVERY,
     jobs: JobsOption = 1,
     db: DbOption = None,
     actor: ActorOption = None,
@@ -86,8 +111,9 @@ def add_command(
 ) -> None:
     """Hash media files and add their signals to a bank, one entry per file (no media is kept).
 
-    Items already in the bank are reported as present and nothing is added for them.
-    Exit code 0 when everything was added or present, 1 when some input failed.
+    Videos and animated GIF/WebP (told apart by content) are stored as their MD5/SHA-256 and
+    vPDQ frame hashes. Items already in the bank are reported as present and nothing is added
+    for them. Exit code 0 when everything was added or present, 1 when some input failed.
 
     Examples: ncii add own-reports photo.jpg --case CASE-123 --note "reported by email"
 
@@ -120,11 +146,14 @@ def add_command(
             failures = summary.skipped
         else:
             items: list[NewEntry] = []
-            for outcome in hash_many(expand_inputs(paths or []), jobs=resolve_jobs(jobs)):
+            options = HashOptions(video_every=every)
+            inputs = expand_inputs(paths or [])
+            for outcome in hash_many(inputs, options=options, jobs=resolve_jobs(jobs)):
                 if outcome.hashes is None:
                     failures += 1
                     error_line(outcome.error or outcome.source)
                     continue
+                frames = outcome.hashes.frames if isinstance(outcome.hashes, VideoHashes) else ()
                 items.append(
                     NewEntry(
                         outcome.hashes.signals,
@@ -132,8 +161,14 @@ def add_command(
                         case_ref=case,
                         note=note,
                         source=outcome.source,
+                        frames=frames,
                     )
                 )
+                if frames and not any(f.quality >= VPDQ_QUALITY_THRESHOLD for f in frames):
+                    note_line(
+                        f"{outcome.source}: no video frame has quality {VPDQ_QUALITY_THRESHOLD} "
+                        "or more; only its MD5/SHA-256 will be matched on"
+                    )
                 pdq = outcome.hashes.get("pdq")
                 if pdq is not None and pdq.low_quality:
                     note_line(
@@ -216,19 +251,26 @@ def export_command(
     """Export a bank's entries with their status (streamed: any size in little memory).
 
     csv and jsonl carry every entry, withdrawn ones marked withdrawn, and re-import into
-    ncii; tx writes python-threatexchange's '<type> <hash>' lines for active entries only
-    (pdq, video_md5, video_sha256: the types pytx knows).
+    ncii; jsonl also carries video entries' vPDQ frame hashes. tx writes python-threatexchange's
+    '<type> <hash>' lines for active entries only (pdq, video_md5, video_sha256: the types
+    pytx knows).
 
     Example: ncii export stopncii --format tx -o stopncii.txt
     """
     with cli_store(db) as store, store.read() as session, _output(output) as out:
         summary = transfer.export_bank(session, bank, out, fmt)
+    frames = f", {summary.frames:,} video frames" if summary.frames else ""
     message = (
-        f"exported {summary.entries:,} entries ({summary.signals:,} signals) "
+        f"exported {summary.entries:,} entries ({summary.signals:,} signals{frames}) "
         f"from bank {summary.bank}"
     )
     if summary.left_out:
         message += f"; left out {summary.left_out:,} signals {fmt.value} cannot carry"
+    if summary.frames_left_out:
+        message += (
+            f"; left out {summary.frames_left_out:,} video frames {fmt.value} cannot carry "
+            "(jsonl carries them)"
+        )
     note_line(message)
 
 
@@ -305,5 +347,6 @@ def _result_row(result: AddResult) -> dict[str, Any]:
         "withdrawn": result.withdrawn or None,
         "pdq": pdq.value if pdq else None,
         "pdq_quality": pdq.quality if pdq else None,
+        "frames": len(result.item.frames) or None,
         "signals": ",".join(s.type for s in result.item.signals),
     }

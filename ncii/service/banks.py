@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -13,6 +14,7 @@ from sqlalchemy.orm import Session
 
 from ncii.errors import AlreadyExists, InvalidArgument, NotFound
 from ncii.service import history
+from ncii.signals import get_signal_type
 from ncii.store.models import (
     NAME_LENGTH,
     TEXT_LENGTH,
@@ -22,6 +24,7 @@ from ncii.store.models import (
     Entry,
     EntrySignal,
     EntryStatus,
+    VideoFrame,
     utcnow,
 )
 
@@ -37,6 +40,9 @@ class BankInfo:
     source_ref: str | None
     trust_level: int
     created_at: dt.datetime
+    match_thresholds: dict[str, int] = field(default_factory=dict)
+    """Signal type → distance at or below which this bank's entries match, where it differs
+    from the type's default (``pdq`` also applies to video frames)."""
 
     @classmethod
     def of(cls, bank: Bank) -> BankInfo:
@@ -48,6 +54,7 @@ class BankInfo:
             source_ref=bank.source_ref,
             trust_level=bank.trust_level,
             created_at=bank.created_at,
+            match_thresholds=dict(sorted((bank.match_thresholds or {}).items())),
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -59,6 +66,7 @@ class BankInfo:
             "source_ref": self.source_ref,
             "trust_level": self.trust_level,
             "created_at": self.created_at.isoformat(),
+            "match_thresholds": dict(self.match_thresholds),
         }
 
 
@@ -81,6 +89,8 @@ class BankDetail:
     bank: BankInfo
     by_status: dict[str, int] = field(default_factory=dict)
     by_signal_type: dict[str, int] = field(default_factory=dict)
+    video_frames: int = 0
+    """vPDQ frame hashes stored for the bank's video entries."""
 
     @property
     def entries(self) -> int:
@@ -91,6 +101,7 @@ class BankDetail:
             "entries": self.entries,
             "by_status": self.by_status,
             "by_signal_type": self.by_signal_type,
+            "video_frames": self.video_frames,
         }
 
 
@@ -122,6 +133,34 @@ def _validate_trust(trust_level: int) -> int:
     return trust_level
 
 
+def validate_thresholds(thresholds: Mapping[str, int]) -> dict[str, int]:
+    """Per-bank thresholds by canonical signal type name, each within its type's range.
+
+    Only distance-matched types take one: an exact type (md5, sha256) matches at 0 or not at
+    all.
+    """
+    checked: dict[str, int] = {}
+    for name, value in thresholds.items():
+        kind = get_signal_type(name)
+        if kind.exact:
+            raise InvalidArgument(f"{kind.name} is matched exactly: it takes no threshold")
+        if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= kind.bits:
+            raise InvalidArgument(
+                f"invalid {kind.name} threshold {value!r}: expected 0-{kind.bits}"
+            )
+        checked[kind.name] = value
+    return dict(sorted(checked.items()))
+
+
+def parse_threshold(text: str) -> tuple[str, int]:
+    """``TYPE=N`` (as ``--threshold`` takes it) → (canonical type, N), validated."""
+    name, sep, value = text.partition("=")
+    if not sep or not name.strip() or not value.strip().isdigit():
+        raise InvalidArgument(f"invalid threshold {text!r}: expected TYPE=N, e.g. pdq=24")
+    [(kind, number)] = validate_thresholds({name.strip(): int(value)}).items()
+    return kind, number
+
+
 def _optional_text(value: str | None, what: str) -> str | None:
     if value is None or not value.strip():
         return None
@@ -139,8 +178,13 @@ def create_bank(
     source: BankSource | str = BankSource.own,
     source_ref: str | None = None,
     trust_level: int = 100,
+    match_thresholds: Mapping[str, int] | None = None,
 ) -> BankInfo:
-    """Create an empty bank. Raises :class:`AlreadyExists` if the name is taken."""
+    """Create an empty bank. Raises :class:`AlreadyExists` if the name is taken.
+
+    ``match_thresholds``: per signal type, the distance at or below which its entries match
+    where it should differ from the type's default (a partner bank matched more strictly).
+    """
     try:
         source = BankSource(source)
     except ValueError:
@@ -153,6 +197,7 @@ def create_bank(
         source_ref=_optional_text(source_ref, "source reference"),
         trust_level=_validate_trust(trust_level),
         created_at=utcnow(),
+        match_thresholds=validate_thresholds(match_thresholds or {}),
     )
     if session.scalar(select(Bank.id).where(Bank.name == name)) is not None:
         raise AlreadyExists(f"bank {name!r} already exists")
@@ -234,10 +279,17 @@ def show_bank(session: Session, name: str) -> BankDetail:
             .order_by(EntrySignal.signal_type)
         )
     }
+    frames = session.scalar(
+        select(func.count())
+        .select_from(VideoFrame)
+        .join(Entry, Entry.id == VideoFrame.entry_id)
+        .where(Entry.bank_id == bank.id)
+    )
     return BankDetail(
         bank=BankInfo.of(bank),
         by_status={s.value: by_status.get(s, 0) for s in EntryStatus},
         by_signal_type=by_type,
+        video_frames=frames or 0,
     )
 
 
@@ -264,6 +316,48 @@ def rename_bank(session: Session, name: str, new_name: str, *, actor: str) -> Ba
     return BankInfo.of(bank)
 
 
+def update_bank(
+    session: Session,
+    name: str,
+    *,
+    actor: str,
+    description: str | None = None,
+    trust_level: int | None = None,
+    set_thresholds: Mapping[str, int] | None = None,
+    clear_thresholds: Iterable[str] = (),
+) -> BankInfo:
+    """Change a bank's description, trust level or per-type match thresholds (``None``: leave
+    as is). Records a ``bank.update`` audit event with what changed, and a change-log row so
+    running matchers pick up new thresholds at their next refresh."""
+    actor = validate_actor(actor)
+    bank = get_bank(session, name, lock=True)
+    before = BankInfo.of(bank)
+    thresholds = dict(bank.match_thresholds or {})
+    for kind in clear_thresholds:
+        thresholds.pop(get_signal_type(kind).name, None)
+    thresholds.update(validate_thresholds(set_thresholds or {}))
+    values: dict[str, Any] = {}
+    if description is not None and description != bank.description:
+        values["description"] = description
+    if trust_level is not None and _validate_trust(trust_level) != bank.trust_level:
+        values["trust_level"] = trust_level
+    if dict(sorted(thresholds.items())) != before.match_thresholds:
+        values["match_thresholds"] = dict(sorted(thresholds.items()))
+    if not values:
+        return before
+    session.execute(update(Bank).where(Bank.id == bank.id).values(**values))
+    session.refresh(bank)
+    after = BankInfo.of(bank)
+    changed = {
+        key: {"from": before.to_dict()[key], "to": after.to_dict()[key]} for key in sorted(values)
+    }
+    history.audit(session, actor=actor, action="bank.update", bank_id=bank.id, details=changed)
+    if "match_thresholds" in values:
+        # No entry changed: a bank-wide row (no entry id) tells matchers to reload the banks.
+        history.log_changes(session, [(bank.id, None, ChangeKind.status)])
+    return after
+
+
 def delete_bank(session: Session, name: str, *, actor: str) -> DeletedBank:
     """Delete a bank and every entry in it. The audit trail keeps a record of it."""
     actor = validate_actor(actor)
@@ -273,6 +367,7 @@ def delete_bank(session: Session, name: str, *, actor: str) -> DeletedBank:
     # Explicit deletes, children first: much faster than row-by-row cascades on SQLite.
     in_bank = select(Entry.id).where(Entry.bank_id == bank.id)
     for statement in (
+        delete(VideoFrame).where(VideoFrame.entry_id.in_(in_bank)),
         delete(EntrySignal).where(EntrySignal.entry_id.in_(in_bank)),
         delete(Entry).where(Entry.bank_id == bank.id),
         delete(Bank).where(Bank.id == bank.id),

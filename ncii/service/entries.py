@@ -10,7 +10,7 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import exists, select
 from sqlalchemy.orm import Session
@@ -28,6 +28,9 @@ from ncii.store.models import (
     EntryStatus,
     utcnow,
 )
+
+if TYPE_CHECKING:
+    from ncii.signals.vpdq import VpdqFrame
 
 BATCH_SIZE = 5_000
 """Items written per round trip of a bulk add."""
@@ -57,10 +60,15 @@ class NewEntry:
     withdraw_reason: str | None = None
     source: str | None = None
     line: int | None = None
+    frames: tuple[VpdqFrame, ...] = ()
+    """A video's vPDQ frame hashes (its file digests are among ``signals``); stored with the
+    entry, or attached to the entry it turns out to be if that one has none yet."""
 
     def __post_init__(self) -> None:
         if not self.signals:
             raise InvalidArgument("no signals")
+        if self.frames and not isinstance(self.frames, tuple):
+            self.frames = tuple(self.frames)
         if len(self.signals) > 1:
             unique: dict[tuple[str, str], Signal] = {}
             for signal in self.signals:
@@ -165,11 +173,14 @@ class EntryInfo:
     withdraw_reason: str | None
     created_at: dt.datetime
     updated_at: dt.datetime
+    frames: tuple[VpdqFrame, ...] = ()
+    """A video entry's vPDQ frame hashes, when the reader asked for them."""
 
     def to_dict(self) -> dict[str, Any]:
         def iso(value: dt.datetime | None) -> str | None:
             return value.isoformat() if value else None
 
+        frames = {"vpdq": [f.to_dict() for f in self.frames]} if self.frames else {}
         return {
             "id": self.id,
             "bank": self.bank,
@@ -184,7 +195,7 @@ class EntryInfo:
             "withdraw_reason": self.withdraw_reason,
             "created_at": iso(self.created_at),
             "updated_at": iso(self.updated_at),
-        }
+        } | frames
 
 
 @dataclass(frozen=True, slots=True)

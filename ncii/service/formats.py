@@ -9,7 +9,10 @@ ways; no database code here.
 ``jsonl``
     One object per line: ``{"signal_type", "value", "quality", "status", …}`` or
     ``{"signals": [{"type", "value", "quality"}], …}`` (what exports and
-    ``ncii hash --format jsonl`` write).
+    ``ncii hash --format jsonl`` write). A video's ``"vpdq"``: a list of
+    ``{"frame", "quality", "pdq", "timestamp"}`` objects (exports, ``ncii hash``) or Meta's
+    vPDQ text, ``frame,quality,pdqhex,timestamp`` lines, in one string; the only format that
+    carries video frames.
 ``tx``
     python-threatexchange's ``local_file`` format: ``<signal_type> <hash>`` per line, with
     pytx's type names (``pdq``, ``video_md5``, …) or ncii's; ``TYPE:VALUE`` and, given a
@@ -34,6 +37,7 @@ from typing import Any, TextIO
 from ncii.errors import ImportFailed, NciiError
 from ncii.service.entries import EntryInfo, Invalid, NewEntry, effective_status
 from ncii.signals import SIGNAL_TYPES, Signal, SignalType, get_signal_type
+from ncii.signals.vpdq import VpdqFrame, parse_vpdq
 from ncii.store.models import EntryStatus, utcnow
 
 
@@ -378,6 +382,8 @@ def _json_record(line: int, data: Any, defaults: Provenance) -> Record:
             "case_ref": data.get("case_ref"),
             "note": data.get("note"),
         }
+        if data.get("vpdq"):
+            fields["frames"] = _vpdq(data["vpdq"], f"line {line}")
         if status is EntryStatus.disabled:
             fields["disabled_until"] = _time(data.get("disabled_until"), "disabled_until")
         if status is EntryStatus.withdrawn:
@@ -386,6 +392,18 @@ def _json_record(line: int, data: Any, defaults: Provenance) -> Record:
     except NciiError as exc:
         return Invalid(line, str(exc))
     return _entry(line, defaults, **fields)
+
+
+def _vpdq(value: Any, where: str) -> tuple[VpdqFrame, ...]:
+    """A video's frames: a list of frame objects, or Meta's vPDQ text in one string."""
+    if isinstance(value, str):
+        return tuple(parse_vpdq(value, name=f"{where}: vpdq"))
+    if not isinstance(value, list):
+        raise _Bad('"vpdq" must be a list of {"frame", "quality", "pdq", "timestamp"} objects')
+    return tuple(
+        VpdqFrame.from_dict(item, where=f"{where}: vpdq frame {number}")
+        for number, item in enumerate(value, 1)
+    )
 
 
 # --- tx ---------------------------------------------------------------------------------------
@@ -525,6 +543,8 @@ class ExportCounts:
     signals: int = 0
     left_out: int = 0
     """Signals the format cannot carry (tx: types pytx lacks, entries not active)."""
+    frames: int = 0
+    """Video frames written (jsonl) or, in formats that cannot carry them, left out."""
 
 
 def write_records(
@@ -556,6 +576,7 @@ def write_records(
         for entry in entries:
             counts.entries += 1
             counts.signals += len(entry.signals)
+            counts.frames += len(entry.frames)
             out.write(json.dumps(entry.to_dict(), ensure_ascii=False, separators=(",", ":")))
             out.write("\n")
     else:

@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import bindparam, exists, func, insert, select, text, update
+from sqlalchemy import bindparam, exists, func, select, text, update
 from sqlalchemy.orm import Session
 
 from ncii.errors import ImportFailed
@@ -25,9 +25,17 @@ from ncii.service.entries import (
     NewEntry,
     Outcome,
 )
+from ncii.service.read_ahead import read_ahead
 from ncii.signals import SIGNAL_TYPES, Signal
 from ncii.store import bulk
-from ncii.store.models import AuditEvent, ChangeKind, Entry, EntrySignal, EntryStatus, utcnow
+from ncii.store.models import (
+    ChangeKind,
+    Entry,
+    EntrySignal,
+    EntryStatus,
+    VideoFrame,
+    utcnow,
+)
 
 IDENTITY_TYPES = frozenset(
     name for name, kind in SIGNAL_TYPES.items() if kind.exact or kind.bits >= 256
@@ -68,6 +76,7 @@ class _Seen:
 
 _entries = Entry.__table__
 _signals = EntrySignal.__table__
+_frames = VideoFrame.__table__
 
 
 def add_entries(
@@ -121,8 +130,9 @@ def add_entries(
     seen: _Seen | None = None
     if session.scalar(select(exists().where(Entry.bank_id == bank.id))) is False:
         seen = _Seen()
+    audit_rows: list[dict[str, Any]] = []  # appended to the chained audit log at the end
     with bulk.bulk_cache(session):
-        for batch in batches():
+        for batch in read_ahead(batches()):  # parse while the database writes
             done = _write_batch(
                 session, bank.id, batch, now=now, actor=actor, keep_all=keep_all, seen=seen
             )
@@ -131,7 +141,6 @@ def add_entries(
             counts["added"] += done.added
             counts["present"] += done.present
             counts["extended"] += done.extended
-            audit_rows = []
             for result in done.results:
                 if result.withdrawn:
                     counts["withdrawn"] += 1
@@ -145,8 +154,6 @@ def add_entries(
                     audit_rows.append(_add_audit(result, bank.id, actor, now))
                 if on_result is not None:
                     on_result(result)
-            if audit_rows:
-                session.execute(insert(AuditEvent), audit_rows)
 
     summary = AddSummary(bank=bank.name, **counts)
     if summary.added:
@@ -159,6 +166,7 @@ def add_entries(
             at=now,
         )
     history.log_changes(session, later_changes, at=now)
+    history.append_audit(session, audit_rows)
     if not options.audit_each:
         history.audit(
             session,
@@ -197,8 +205,13 @@ def _write_batch(
     its target: an index in ``new`` or an existing entry id.
     """
     existing = _existing_signals(session, bank_id, batch, seen)
+    with_frames = any(item.frames for item in batch)
+    # Entries of the bank this batch may attach video frames to, that have frames already.
+    framed = _entries_with_frames(session, set(existing.values())) if with_frames else set()
     new: list[NewEntry] = []
     new_signals: list[list[Signal]] = []
+    new_frames: list[tuple[Any, ...]] = []  # video frames of each new entry
+    frame_attach: dict[int, tuple[Any, ...]] = {}  # existing entry id -> frames it gains
     new_withdrawn_by: list[int | None] = []
     claims: dict[tuple[str, str], int] = {}  # signal -> index in new
     attach: list[tuple[int, Signal]] = []  # (existing entry id, signal)
@@ -213,7 +226,7 @@ def _write_batch(
     for index, item in enumerate(batch):
         withdrawing = item.status is withdrawn_status
         signals = item.signals
-        if len(signals) == 1:  # the common case, kept fast for bulk imports
+        if len(signals) == 1 and not item.frames:  # the common case, fast for bulk imports
             signal = signals[0]
             key = (signal.type, signal.value)
             target = existing.get(key) if existing else None
@@ -236,6 +249,7 @@ def _write_batch(
             plan.append((added, True, target))
             new.append(item)
             new_signals.append([signal])
+            new_frames.append(())
             new_withdrawn_by.append(index if withdrawing else None)
             continue
         keys = [(s.type, s.value) for s in signals]
@@ -246,9 +260,14 @@ def _write_batch(
         missing = [
             s for s, k in zip(signals, keys, strict=True) if k not in existing and k not in claims
         ]
-        outcome = extended if missing else present
+        # A video's frames go to the entry it turns out to be when that entry has none yet.
+        gains_frames = bool(item.frames) and (
+            (bool(found) and found[0] not in framed)
+            or (not found and bool(claimed) and not new_frames[claimed[0]])
+        )
+        outcome = extended if missing or gains_frames else present
         if found or claimed:
-            if missing or withdrawing:
+            if missing or withdrawing or gains_frames:
                 notable.append(index)
             if outcome is extended:
                 extended_count += 1
@@ -259,12 +278,17 @@ def _write_batch(
             for signal in missing:
                 attach.append((target, signal))
                 existing[signal.type, signal.value] = target
+            if gains_frames:
+                frame_attach[target] = item.frames
+                framed.add(target)
             if withdrawing:
                 withdraw.setdefault(target, index)
             plan.append((outcome, False, target))
         elif claimed:
             target = claimed[0]
             new_signals[target].extend(missing)
+            if gains_frames:
+                new_frames[target] = item.frames
             claims.update(((s.type, s.value), target) for s in missing)
             if withdrawing and new_withdrawn_by[target] is None:
                 new_withdrawn_by[target] = index
@@ -275,6 +299,7 @@ def _write_batch(
             plan.append((added, True, target))
             new.append(item)
             new_signals.append(missing)
+            new_frames.append(item.frames)
             new_withdrawn_by.append(index if withdrawing else None)
 
     new_ids = _insert_entries(session, bank_id, batch, new, new_withdrawn_by, now=now, actor=actor)
@@ -291,8 +316,16 @@ def _write_batch(
         bulk.insert_rows(session, _signals, _SIGNAL_COLUMNS, signal_rows)
         if seen is not None:
             seen.add_all((row[2], row[3]) for row in signal_rows)
+    if with_frames:
+        frame_rows = [
+            (entry_id, bank_id, f.index, f.timestamp, f.pdq, f.quality, f.unbarred)
+            for entry_id, frames in [*zip(new_ids, new_frames, strict=True), *frame_attach.items()]
+            for f in frames
+        ]
+        if frame_rows:
+            bulk.insert_rows(session, _frames, _FRAME_COLUMNS, frame_rows)
     withdrawn = _withdraw_existing(session, {i: batch[n] for i, n in withdraw.items()}, now=now)
-    extended_ids = sorted({entry_id for entry_id, _ in attach} - withdrawn)
+    extended_ids = sorted(({entry_id for entry_id, _ in attach} | set(frame_attach)) - withdrawn)
     if extended_ids:
         session.connection().execute(
             update(_entries).where(_entries.c.id == bindparam("entry_id")).values(updated_at=now),
@@ -358,6 +391,22 @@ _ENTRY_COLUMNS = (
     "updated_at",
 )
 _SIGNAL_COLUMNS = ("entry_id", "bank_id", "signal_type", "value", "quality")
+_FRAME_COLUMNS = ("entry_id", "bank_id", "frame", "timestamp", "value", "quality", "unbarred")
+
+
+def _entries_with_frames(session: Session, entry_ids: set[int]) -> set[int]:
+    """Which of ``entry_ids`` have video frames stored."""
+    if not entry_ids:
+        return set()
+    return {
+        row[0]
+        for row in bulk.lookup_values(
+            session,
+            "SELECT DISTINCT entry_id FROM video_frames WHERE entry_id IN ({values})",
+            (),
+            sorted(entry_ids),
+        )
+    }
 
 
 def _insert_entries(
@@ -481,13 +530,16 @@ def _withdraw_existing(
 
 def _add_audit(result: AddResult, bank_id: int, actor: str, now: dt.datetime) -> dict[str, Any]:
     action = "entry.add" if result.outcome is Outcome.added else "entry.attach"
+    details: dict[str, Any] = {"signals": [str(s) for s in result.item.signals]}
+    if result.item.frames:
+        details["video_frames"] = len(result.item.frames)
     return {
         "at": now,
         "actor": actor,
         "action": action,
         "bank_id": bank_id,
         "entry_id": result.entry_id,
-        "details": {"signals": [str(s) for s in result.item.signals]},
+        "details": details,
     }
 
 

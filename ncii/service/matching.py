@@ -23,14 +23,23 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from ncii.hashing import MediaHashes
+from ncii.index import hex_to_words
 from ncii.match import MatchIndex, QueryOptions, SignalHit
 from ncii.service import history, snapshots
 from ncii.service.entries import effective_status
-from ncii.signals import PDQ_MIN_QUALITY, Signal
+from ncii.service.video_matching import (
+    VideoFrames,
+    VideoMatchInfo,
+    VideoOptions,
+    sampling_step,
+)
+from ncii.signals import PDQ_MIN_QUALITY, Signal, get_signal_type
+from ncii.signals.vpdq import VPDQ_DISTANCE_THRESHOLD, VideoHashes, VpdqFrame
 from ncii.store.engine import Store
 from ncii.store.models import Bank, ChangeKind, Entry, EntrySignal, EntryStatus, utcnow
 
@@ -58,7 +67,9 @@ class BankMatch:
     case_ref: str | None
     external_id: str | None
     matched_value: str
-    """The bank's hash that matched."""
+    """The bank's hash that matched (for ``vpdq``: the number of usable frames it has)."""
+    video: VideoMatchInfo | None = None
+    """For ``vpdq`` matches (a query video against a banked one): both shares and where."""
 
     @property
     def active(self) -> bool:
@@ -77,7 +88,7 @@ class BankMatch:
             "case_ref": self.case_ref,
             "external_id": self.external_id,
             "matched_value": self.matched_value,
-        }
+        } | (self.video.to_dict() if self.video is not None else {})
 
 
 def _indexable(status: EntryStatus, disabled_until: dt.datetime | None) -> bool:
@@ -107,6 +118,10 @@ class Matcher:
         self.include_low_quality = include_low_quality
         self.snapshot = snapshot
         self.index = MatchIndex()
+        self.videos = VideoFrames()
+        """Banked video entries' vPDQ frames, kept current with the same change log."""
+        self._banks: dict[int, dict[str, int]] = {}
+        """Per-bank threshold overrides by bank id, reloaded when the change log says so."""
         self.seq = 0
         self.loaded_from_snapshot = False
         self._last_refresh = 0.0
@@ -121,6 +136,8 @@ class Matcher:
                 log.info("index snapshot %s not used: %s", folder, loaded)
                 return False
             self.index, self.seq = loaded
+            self.videos.load(session)  # not in the snapshot
+            self._load_banks(session)
             # Replay what happened since, inside the transaction that verified it.
             while changes := history.changes_since(session, self.seq):
                 self._apply(session, changes)
@@ -138,17 +155,36 @@ class Matcher:
             self.seq = history.last_change(session)
             seq_at = snapshots.change_time(session, self.seq)
             fingerprint = snapshots.fingerprint(session)
+            # Each type's hashes as one array, indexed once: no intermediate segments to merge
+            # (at ten million hashes, merging doubled the peak memory of a start).
             batches: dict[str, tuple[list[str], list[int]]] = defaultdict(lambda: ([], []))
+            parts: dict[str, tuple[list[np.ndarray], list[np.ndarray]]] = defaultdict(
+                lambda: ([], [])
+            )
+
+            def convert(signal_type: str) -> None:
+                values, keys = batches[signal_type]
+                words, key_parts = parts[signal_type]
+                words.append(hex_to_words(values, get_signal_type(signal_type).bits))
+                key_parts.append(np.asarray(keys, dtype=np.int64))
+                values.clear()
+                keys.clear()
+
             for row in self._signal_rows(session, None):
                 values, keys = batches[row.signal_type]
                 values.append(row.value)
                 keys.append(row.id)
                 if len(keys) >= LOAD_BATCH:
-                    self.index.load(row.signal_type, values, keys)
-                    values.clear()
-                    keys.clear()
-            for signal_type, (values, keys) in batches.items():
-                self.index.load(signal_type, values, keys)
+                    convert(row.signal_type)
+            for signal_type in list(batches):
+                convert(signal_type)
+            for signal_type, (words, key_parts) in parts.items():
+                stacked = np.concatenate(words) if len(words) > 1 else words[0]
+                words.clear()
+                self.index.load_words(signal_type, stacked, np.concatenate(key_parts))
+                del stacked
+            self.videos.load(session)
+            self._load_banks(session)
         self.index.compact()
         if self.snapshot is not None and len(self.index) >= snapshots.MIN_ROWS:
             self.save_snapshot(self.snapshot, seq_at=seq_at, fingerprint=fingerprint)
@@ -231,6 +267,16 @@ class Matcher:
                     self.index.add(row.signal_type, row.value, row.id)
         # Deleted banks need nothing here: their rows are gone, so resolution drops any
         # candidate still in the index.
+        self.videos.apply(session, changes)
+        # Bank-wide rows (new thresholds, a deleted bank) and unknown banks reload the banks.
+        if any(c.entry_id is None or c.bank_id not in self._banks for c in changes):
+            self._load_banks(session)
+
+    def _load_banks(self, session: Session) -> None:
+        self._banks = {
+            bank_id: dict(thresholds or {})
+            for bank_id, thresholds in session.execute(select(Bank.id, Bank.match_thresholds))
+        }
 
     # -- matching -------------------------------------------------------------------------
 
@@ -241,15 +287,108 @@ class Matcher:
         banks: Iterable[str] | None = None,
         options: QueryOptions | None = None,
         include_inactive: bool = False,
+        video: VideoOptions | None = None,
     ) -> list[BankMatch]:
-        """Every bank entry matching an upload's hashes (flips and rotations included)."""
-        return self.match_signals(
+        """Every bank entry matching an upload's hashes (flips and rotations included).
+
+        A video (:class:`~ncii.signals.vpdq.VideoHashes`) matches by its file digests and,
+        frame by frame, against every banked video (``video`` sets vPDQ's percentages).
+        """
+        found = self.match_signals(
             hashes.signals,
             dihedral=hashes.pdq_dihedral,
             banks=banks,
             options=options,
             include_inactive=include_inactive,
         )
+        if isinstance(hashes, VideoHashes):
+            found += self.match_video(
+                hashes.frames,
+                banks=banks,
+                options=video,
+                pdq_threshold=(options.thresholds or {}).get("pdq") if options else None,
+                include_inactive=include_inactive,
+            )
+            found.sort(key=lambda m: (m.bank, m.entry_id, m.distance, m.signal_type))
+        return found
+
+    def match_video(
+        self,
+        frames: Sequence[VpdqFrame],
+        *,
+        banks: Iterable[str] | None = None,
+        options: VideoOptions | None = None,
+        pdq_threshold: int | None = None,
+        include_inactive: bool = False,
+    ) -> list[BankMatch]:
+        """Banked videos a query video's frames match by vPDQ's rule, as ``vpdq`` matches.
+
+        The frame threshold is ``options.threshold``, else ``pdq_threshold``, else each bank's
+        own ``pdq`` threshold, else 31.
+        """
+        self.refresh()
+        options = options or VideoOptions()
+        if not frames or not len(self.videos):
+            return []
+        explicit = options.threshold if options.threshold is not None else pdq_threshold
+        overrides = self._bank_thresholds()
+        thresholds = {
+            bank_id: explicit
+            if explicit is not None
+            else overrides.get(bank_id, {}).get("pdq", VPDQ_DISTANCE_THRESHOLD)
+            for bank_id in self.videos.bank_ids()
+        }
+        hits = {
+            hit.video: (hit, threshold)
+            for hit, threshold in self.videos.search(frames, thresholds=thresholds, options=options)
+        }
+        if not hits:
+            return []
+        wanted = set(banks) if banks is not None else None
+        step = sampling_step(frames)
+        now = utcnow()
+        found: list[BankMatch] = []
+        with self.store.read() as session:
+            keys = sorted(hits)
+            for start in range(0, len(keys), RESOLVE_CHUNK):
+                rows = session.execute(
+                    select(
+                        Entry.id,
+                        Entry.status,
+                        Entry.disabled_until,
+                        Entry.case_ref,
+                        Entry.external_id,
+                        Bank.name.label("bank"),
+                    )
+                    .join(Bank, Bank.id == Entry.bank_id)
+                    .where(Entry.id.in_(keys[start : start + RESOLVE_CHUNK]))
+                )
+                for row in rows:
+                    if wanted is not None and row.bank not in wanted:
+                        continue
+                    status = effective_status(EntryStatus(row.status), row.disabled_until, now)
+                    if status is EntryStatus.withdrawn:
+                        continue
+                    if status is not EntryStatus.active and not include_inactive:
+                        continue
+                    hit, threshold = hits[row.id]
+                    found.append(
+                        BankMatch(
+                            bank=row.bank,
+                            entry_id=row.id,
+                            signal_type="vpdq",
+                            distance=hit.distance,
+                            threshold=threshold,
+                            transform="original",
+                            status=status,
+                            case_ref=row.case_ref,
+                            external_id=row.external_id,
+                            matched_value=f"{hit.match.bank_frames} frames",
+                            video=VideoMatchInfo.of(hit.match, query_step=step),
+                        )
+                    )
+        found.sort(key=lambda m: (m.bank, m.entry_id))
+        return found
 
     def match_signals(
         self,
@@ -276,19 +415,21 @@ class Matcher:
         wanted = set(banks) if banks is not None else None
         return self._resolve(hits, options, overrides, wanted, include_inactive)
 
-    def _bank_thresholds(self) -> dict[str, dict[str, int]]:
-        """Per-bank threshold overrides (bank name → signal type → threshold)."""
-        return {}
+    def _bank_thresholds(self) -> dict[int, dict[str, int]]:
+        """Per-bank threshold overrides (bank id → signal type → threshold), as of the last
+        refresh (``Bank.match_thresholds``; a threshold given with the query wins over them)."""
+        return self._banks
 
     def _resolve(
         self,
         hits: Sequence[SignalHit],
         options: QueryOptions,
-        overrides: dict[str, dict[str, int]],
+        overrides: dict[int, dict[str, int]],
         wanted: set[str] | None,
         include_inactive: bool,
     ) -> list[BankMatch]:
         by_key = {h.key: h for h in hits}
+        explicit = options.thresholds or {}
         now = utcnow()
         found: list[BankMatch] = []
         with self.store.read() as session:
@@ -304,6 +445,7 @@ class Matcher:
                         Entry.case_ref,
                         Entry.external_id,
                         Bank.name.label("bank"),
+                        Bank.id.label("bank_id"),
                     )
                     .join(Entry, Entry.id == EntrySignal.entry_id)
                     .join(Bank, Bank.id == Entry.bank_id)
@@ -313,8 +455,11 @@ class Matcher:
                     hit = by_key[row.id]
                     if wanted is not None and row.bank not in wanted:
                         continue
-                    threshold = overrides.get(row.bank, {}).get(
-                        hit.signal_type, options.threshold(hit.signal_type)
+                    kind = hit.signal_type
+                    threshold = (
+                        explicit[kind]
+                        if kind in explicit
+                        else overrides.get(row.bank_id, {}).get(kind, options.threshold(kind))
                     )
                     if hit.distance > threshold:
                         continue
@@ -342,15 +487,18 @@ class Matcher:
 
 
 def _widest_thresholds(
-    options: QueryOptions, overrides: dict[str, dict[str, int]]
+    options: QueryOptions, overrides: dict[int, dict[str, int]]
 ) -> dict[str, int]:
-    """The index is searched once at the widest threshold any bank asks for."""
+    """The index is searched once at the widest threshold any bank asks for (a threshold
+    given with the query applies to every bank)."""
     from ncii.signals import SIGNAL_TYPES
 
+    explicit = options.thresholds or {}
     widest = {name: options.threshold(name) for name in SIGNAL_TYPES}
     for per_type in overrides.values():
         for name, value in per_type.items():
-            widest[name] = max(widest.get(name, 0), value)
+            if name not in explicit:
+                widest[name] = max(widest.get(name, 0), value)
     return widest
 
 

@@ -33,6 +33,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from ncii.match import MatchIndex
+from ncii.store.engine import Store
 from ncii.store.models import Change, EntrySignal, VideoFrame
 
 FORMAT = 1
@@ -63,6 +64,13 @@ def default_folder(url: str) -> Path:
     one folder per database (named by a digest of the URL, which may hold a password)."""
     digest = hashlib.sha256(url.encode()).hexdigest()[:16]
     return Path(platformdirs.user_cache_dir("ncii", appauthor=False)) / "index" / digest
+
+
+def folder_for(store: Store, enabled: bool = True) -> Path | None:
+    """The snapshot folder a command uses for ``store`` (``None`` when ``enabled`` is off)."""
+    if not enabled:
+        return None
+    return default_folder(store.url.render_as_string(hide_password=False))
 
 
 def _id_stats(session: Session, column, upto: int | None) -> tuple[int, int, int]:  # type: ignore[no-untyped-def]

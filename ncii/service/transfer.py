@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import itertools
+from collections import defaultdict
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, TextIO
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from ncii.service import entries, formats, ingest
@@ -14,9 +16,12 @@ from ncii.service.banks import get_bank
 from ncii.service.entries import AddOptions, AddSummary, EntryInfo, Invalid
 from ncii.service.formats import ExportFormat, ImportFormat, Provenance
 from ncii.signals import Signal
-from ncii.store.models import Entry, EntrySignal, EntryStatus
+from ncii.signals.vpdq import VpdqFrame
+from ncii.store.models import Entry, EntrySignal, EntryStatus, VideoFrame
 
 EXPORT_CHUNK = 10_000
+FRAME_LOOKUP_CHUNK = 1_000
+"""Entries whose video frames are read per query while exporting."""
 """Rows fetched per round trip while exporting (a server-side cursor on PostgreSQL)."""
 
 
@@ -27,6 +32,10 @@ class ExportSummary:
     entries: int
     signals: int
     left_out: int
+    frames: int = 0
+    """Video frames exported (jsonl)."""
+    frames_left_out: int = 0
+    """Video frames of the bank a format other than jsonl cannot carry."""
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -35,6 +44,8 @@ class ExportSummary:
             "entries": self.entries,
             "signals": self.signals,
             "left_out": self.left_out,
+            "frames": self.frames,
+            "frames_left_out": self.frames_left_out,
         }
 
 
@@ -83,12 +94,60 @@ def export_bank(
     """Write every entry of the bank to ``out`` (withdrawn ones marked so), in bounded memory."""
     fmt = ExportFormat(fmt)
     bank = get_bank(session, bank_name)
-    counts = formats.write_records(iter_entries(session, bank.id, bank.name), fmt, out)
-    return ExportSummary(bank.name, fmt, counts.entries, counts.signals, counts.left_out)
+    with_frames = fmt is ExportFormat.jsonl
+    counts = formats.write_records(
+        iter_entries(session, bank.id, bank.name, frames=with_frames), fmt, out
+    )
+    left_out = 0
+    if not with_frames and session.scalar(select(VideoFrame.id).limit(1)) is not None:
+        left_out = (
+            session.scalar(
+                select(func.count()).select_from(VideoFrame).where(VideoFrame.bank_id == bank.id)
+            )
+            or 0
+        )
+    return ExportSummary(
+        bank.name,
+        fmt,
+        counts.entries,
+        counts.signals,
+        counts.left_out,
+        frames=counts.frames,
+        frames_left_out=left_out,
+    )
 
 
-def iter_entries(session: Session, bank_id: int, bank_name: str) -> Iterator[EntryInfo]:
-    """Every entry of a bank with its signals, in id order, streamed from the database."""
+def iter_entries(
+    session: Session, bank_id: int, bank_name: str, *, frames: bool = False
+) -> Iterator[EntryInfo]:
+    """Every entry of a bank with its signals (and, with ``frames``, a video entry's vPDQ
+    frames), in id order, streamed from the database."""
+    entries = _iter_entries(session, bank_id, bank_name)
+    if not frames or session.scalar(select(VideoFrame.id).limit(1)) is None:
+        yield from entries  # no video in the store: nothing to look up
+        return
+    while chunk := list(itertools.islice(entries, FRAME_LOOKUP_CHUNK)):
+        found: dict[int, list[VpdqFrame]] = defaultdict(list)
+        rows = session.execute(
+            select(
+                VideoFrame.entry_id,
+                VideoFrame.frame,
+                VideoFrame.quality,
+                VideoFrame.value,
+                VideoFrame.timestamp,
+                VideoFrame.unbarred,
+            )
+            .where(VideoFrame.entry_id.in_([e.id for e in chunk]))
+            .order_by(VideoFrame.entry_id, VideoFrame.id)
+        )
+        for entry_id, *frame in rows:
+            found[entry_id].append(VpdqFrame(*frame))
+        for entry in chunk:
+            listed = found.get(entry.id)
+            yield replace(entry, frames=tuple(listed)) if listed else entry
+
+
+def _iter_entries(session: Session, bank_id: int, bank_name: str) -> Iterator[EntryInfo]:
     e, s = Entry.__table__.c, EntrySignal.__table__.c
     query = (
         select(

@@ -228,6 +228,36 @@ class VpdqFrame:
         """Meta's form: ``frame,quality,pdqhex,timestamp`` with the timestamp to 3 decimals."""
         return f"{self.index},{self.quality},{self.pdq},{self.timestamp:.3f}"
 
+    def to_dict(self) -> dict[str, object]:
+        """ncii's JSON form (``ncii hash``, exports), with ``unbarred`` when there is one."""
+        data: dict[str, object] = {
+            "frame": self.index,
+            "quality": self.quality,
+            "pdq": self.pdq,
+            "timestamp": self.timestamp,
+        }
+        if self.unbarred:
+            data["unbarred"] = self.unbarred
+        return data
+
+    @classmethod
+    def from_dict(cls, data: object, *, where: str = "<vpdq>") -> VpdqFrame:
+        """A frame from :meth:`to_dict`'s form, validated; raises
+        :class:`~ncii.errors.InvalidVpdq` naming ``where``."""
+        if not isinstance(data, dict) or not {"frame", "quality", "pdq", "timestamp"} <= set(data):
+            raise InvalidVpdq(f"{where}: expected {{frame, quality, pdq, timestamp}}")
+        values = [data["frame"], data["quality"], data["pdq"], data["timestamp"]]
+        if any(isinstance(v, bool) or not isinstance(v, int | float | str) for v in values):
+            raise InvalidVpdq(f"{where}: frame, quality, pdq and timestamp must be scalars")
+        frame = _frame(*(str(v) for v in values), where)
+        unbarred = data.get("unbarred")
+        if unbarred is not None:
+            try:
+                unbarred = PDQ.parse(unbarred)
+            except InvalidSignal as exc:
+                raise InvalidVpdq(f"{where}: unbarred: {exc}") from None
+        return VpdqFrame(frame.index, frame.quality, frame.pdq, frame.timestamp, unbarred)
+
 
 @dataclass(frozen=True, slots=True)
 class VideoHashes:
@@ -282,11 +312,7 @@ class VideoHashes:
                 {"type": "md5", "value": self.md5},
                 {"type": "sha256", "value": self.sha256},
             ],
-            "vpdq": [
-                {"frame": f.index, "quality": f.quality, "pdq": f.pdq, "timestamp": f.timestamp}
-                | ({"unbarred": f.unbarred} if f.unbarred else {})
-                for f in self.frames
-            ],
+            "vpdq": [f.to_dict() for f in self.frames],
         }
 
 
@@ -590,6 +616,8 @@ class VideoHit:
     video: int
     """The key the bank video was added under (e.g. the store's entry id)."""
     match: VideoMatch
+    distance: int = 0
+    """The smallest PDQ distance between a query frame and a frame of this video."""
 
 
 class VideoIndex:
@@ -612,22 +640,34 @@ class VideoIndex:
 
     def add(self, video: int, frames: Iterable[VpdqFrame]) -> int:
         """Index one bank video's frames under ``video``; returns how many rows it added."""
-        if video in self._videos:
-            raise InvalidArgument(f"video {video} is already indexed")
-        usable = sorted(
-            dedupe_frames(frames, min_quality=self.min_quality),
-            key=lambda f: (f.timestamp, f.index),
-        )
-        first = len(self._owner)
-        self._videos[int(video)] = (first, len(usable))
-        if usable:
-            words, frame_of = _variants(usable)
-            row = len(self._row_frame)
-            self._index.add_words(words, np.arange(row, row + len(words), dtype=np.int64))
-            self._row_frame.extend((frame_of + first).tolist())
-            self._owner.extend([int(video)] * len(usable))
-            self._times.extend(f.timestamp for f in usable)
-        return len(usable)
+        return self.add_many([(video, frames)])
+
+    def add_many(self, videos: Iterable[tuple[int, Iterable[VpdqFrame]]]) -> int:
+        """Index many bank videos at once (one index insertion: the fast way to load a
+        bank); returns how many frames they added."""
+        words: list[np.ndarray] = []
+        added = 0
+        for video, frames in videos:
+            if video in self._videos:
+                raise InvalidArgument(f"video {video} is already indexed")
+            usable = sorted(
+                dedupe_frames(frames, min_quality=self.min_quality),
+                key=lambda f: (f.timestamp, f.index),
+            )
+            first = len(self._owner)
+            self._videos[int(video)] = (first, len(usable))
+            if usable:
+                video_words, frame_of = _variants(usable)
+                words.append(video_words)
+                self._row_frame.extend((frame_of + first).tolist())
+                self._owner.extend([int(video)] * len(usable))
+                self._times.extend(f.timestamp for f in usable)
+                added += len(usable)
+        if words:
+            stacked = np.concatenate(words)
+            row = len(self._row_frame) - len(stacked)
+            self._index.add_words(stacked, np.arange(row, row + len(stacked), dtype=np.int64))
+        return added
 
     def set_active(self, video: int, active: bool) -> None:
         """Leave a video out of results (or bring it back) without rebuilding anything."""
@@ -669,14 +709,17 @@ class VideoIndex:
         hits = self._index.search_words(words, threshold)
         if not hits:
             return []
-        raw = np.array([(h.query, h.key) for h in hits], dtype=np.int64)
+        raw = np.array([(h.query, h.key, h.distance) for h in hits], dtype=np.int64)
         row_frame = np.frombuffer(self._row_frame, dtype=np.int64)
         pairs = np.stack([query_of[raw[:, 0]], row_frame[raw[:, 1]]], axis=1)
         owners = np.frombuffer(self._owner, dtype=np.int64)[pairs[:, 1]]
         order = np.argsort(owners, kind="stable")
         videos, starts = np.unique(owners[order], return_index=True)
+        closest = np.minimum.reduceat(raw[order, 2], starts).tolist()
         results = []
-        for video, mine in zip(videos.tolist(), np.split(pairs[order], starts[1:]), strict=True):
+        for video, mine, distance in zip(
+            videos.tolist(), np.split(pairs[order], starts[1:]), closest, strict=True
+        ):
             if video in self._disabled:
                 continue
             first, count = self._videos[video]
@@ -698,6 +741,6 @@ class VideoIndex:
                 (query_match_pct, bank_match_pct),
             )
             if match.is_match or candidates:
-                results.append(VideoHit(video, match))
+                results.append(VideoHit(video, match, int(distance)))
         results.sort(key=lambda h: (-h.match.query_pct, -h.match.bank_pct, h.video))
         return results

@@ -73,7 +73,12 @@ def insert_rows(
 
 def _pg_type(column: Column[Any], dialect: Any) -> str:
     """The PostgreSQL type name of a column, e.g. ``timestamp with time zone``."""
-    return column.type.compile(dialect=dialect).lower().split("(")[0].strip()
+    name = column.type.compile(dialect=dialect).lower().split("(")[0].strip()
+    return _PG_ALIASES.get(name, name)
+
+
+_PG_ALIASES = {"float": "double precision"}
+"""Type names SQLAlchemy emits that psycopg's binary COPY does not know by that name."""
 
 
 LOOKUP_CHUNK = 500

@@ -220,7 +220,13 @@ class EntrySignal(Base):
 
 class AuditEvent(Base):
     """Who did what to which bank or entry, and when. Kept when the bank is deleted, so the
-    ids are plain columns rather than foreign keys."""
+    ids are plain columns rather than foreign keys.
+
+    Append-only and hash-chained: ``row_hash`` covers the row's content and ``prev_hash`` (the
+    row before's ``row_hash``), and :class:`AuditChainHead` remembers the newest row, so an
+    edited or deleted row shows (``ncii.service.audit.verify_chain``). Written only through
+    ``ncii.service.history``, which numbers rows itself, one after the other.
+    """
 
     __tablename__ = "audit_events"
     __table_args__ = ({"sqlite_autoincrement": True},)
@@ -232,6 +238,8 @@ class AuditEvent(Base):
     bank_id: Mapped[int | None] = mapped_column(BigId, index=True)
     entry_id: Mapped[int | None] = mapped_column(BigId, index=True)
     details: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    row_hash: Mapped[str] = mapped_column(String(64))
 
 
 class Change(Base):
@@ -280,3 +288,183 @@ class VideoFrame(Base):
     quality: Mapped[int] = mapped_column(SmallInteger)
     unbarred: Mapped[str | None] = mapped_column(String(64))
     """PDQ hash of the frame with its uniform letterbox/pillarbox bars cut away, if it had any."""
+
+
+# --- cases, takedown requests, the match log (schema 0003) ------------------------------------
+
+
+class AuditChainHead(Base):
+    """The newest audit event's id and hash (one row), so deleting the newest events shows."""
+
+    __tablename__ = "audit_chain"
+    __table_args__ = (CheckConstraint("id = 1", name="single_row"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    last_id: Mapped[int] = mapped_column(BigId)
+    last_hash: Mapped[str] = mapped_column(String(64))
+
+
+class CaseStatus(StrEnum):
+    open = "open"
+    withdrawn = "withdrawn"
+    """The victim withdrew the case: its hashes no longer match."""
+
+
+class Case(Base):
+    """A victim's case: a number, a PIN (only its salted scrypt hash) and the entries holding
+    the case's hashes (:class:`CaseEntry`). No media, and no name unless one was given."""
+
+    __tablename__ = "cases"
+    __table_args__ = (_one_of("status", CaseStatus), {"sqlite_autoincrement": True})
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    number: Mapped[str] = mapped_column(String(32), unique=True)
+    pin_hash: Mapped[str] = mapped_column(String(TEXT_LENGTH))
+    label: Mapped[str | None] = mapped_column(String(TEXT_LENGTH))
+    bank_id: Mapped[int | None] = mapped_column(
+        ForeignKey("banks.id", ondelete="SET NULL"), index=True
+    )
+    status: Mapped[CaseStatus] = mapped_column(_str_enum(CaseStatus), default=CaseStatus.open)
+    opened_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    withdrawn_at: Mapped[dt.datetime | None]
+    failed_pins: Mapped[int] = mapped_column(SmallInteger, default=0)
+    """Wrong PINs in a row; reset by a right one."""
+    locked_until: Mapped[dt.datetime | None]
+
+
+class CaseEntry(Base):
+    """Which entries hold a case's hashes (an entry can belong to several cases)."""
+
+    __tablename__ = "case_entries"
+
+    case_id: Mapped[int] = mapped_column(
+        ForeignKey("cases.id", ondelete="CASCADE"), primary_key=True
+    )
+    entry_id: Mapped[int] = mapped_column(
+        ForeignKey("entries.id", ondelete="CASCADE"), primary_key=True, index=True
+    )
+
+
+class MatchEvent(Base):
+    """One upload matching one active entry: when, how closely, found by what. Nothing about
+    the upload itself (no path, no hash)."""
+
+    __tablename__ = "match_events"
+    __table_args__ = (Index(None, "entry_id", "at"), {"sqlite_autoincrement": True})
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    at: Mapped[dt.datetime] = mapped_column(default=utcnow, index=True)
+    entry_id: Mapped[int] = mapped_column(BigId)
+    signal_type: Mapped[str] = mapped_column(String(SIGNAL_TYPE_LENGTH))
+    distance: Mapped[int] = mapped_column(SmallInteger)
+    source: Mapped[str] = mapped_column(String(16))
+    """What reported it: ``match``, ``scan``, ``takedown`` or an embedding application."""
+
+
+class TakedownState(StrEnum):
+    received = "received"
+    in_review = "in_review"
+    removed = "removed"
+    rejected = "rejected"
+
+
+class TakedownItemKind(StrEnum):
+    url = "url"
+    post = "post"
+    """A post or content id on the platform."""
+    signal = "signal"
+    """A hash of the media, computed where the media was."""
+
+
+class CopySource(StrEnum):
+    bank = "bank"
+    """An entry of one of the platform's banks."""
+    scan = "scan"
+    """An upload a scan report lists as matching such an entry."""
+
+
+class Takedown(Base):
+    """A removal request under 47 U.S.C. § 223a: its four required elements, its receipt
+    time and 48-hour deadline, and where it stands."""
+
+    __tablename__ = "takedowns"
+    __table_args__ = (
+        _one_of("state", TakedownState),
+        Index(None, "state", "due_at"),
+        {"sqlite_autoincrement": True},
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    received_at: Mapped[dt.datetime] = mapped_column(index=True)
+    due_at: Mapped[dt.datetime]
+    state: Mapped[TakedownState] = mapped_column(
+        _str_enum(TakedownState), default=TakedownState.received
+    )
+    state_changed_at: Mapped[dt.datetime]
+    removed_at: Mapped[dt.datetime | None]
+    reject_reason: Mapped[str | None] = mapped_column(Text)
+    signature: Mapped[str] = mapped_column(Text)
+    statement: Mapped[str] = mapped_column(Text)
+    contact: Mapped[str] = mapped_column(Text)
+    description: Mapped[str | None] = mapped_column(Text)
+    case_id: Mapped[int | None] = mapped_column(
+        ForeignKey("cases.id", ondelete="SET NULL"), index=True
+    )
+    created_by: Mapped[str] = mapped_column(String(TEXT_LENGTH))
+
+
+class TakedownItem(Base):
+    """What a request identifies: a URL, a post id, or a hash of the media."""
+
+    __tablename__ = "takedown_items"
+    __table_args__ = (_one_of("kind", TakedownItemKind), {"sqlite_autoincrement": True})
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    takedown_id: Mapped[int] = mapped_column(
+        ForeignKey("takedowns.id", ondelete="CASCADE"), index=True
+    )
+    kind: Mapped[TakedownItemKind] = mapped_column(_str_enum(TakedownItemKind))
+    value: Mapped[str] = mapped_column(Text)
+    signal_type: Mapped[str | None] = mapped_column(String(SIGNAL_TYPE_LENGTH))
+    quality: Mapped[int | None] = mapped_column(SmallInteger)
+
+
+class TakedownCopy(Base):
+    """A known copy of a request's media on the platform: a bank entry it matched, or an
+    upload a scan report lists as matching that entry (``location``)."""
+
+    __tablename__ = "takedown_copies"
+    __table_args__ = (_one_of("source", CopySource), {"sqlite_autoincrement": True})
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    takedown_id: Mapped[int] = mapped_column(
+        ForeignKey("takedowns.id", ondelete="CASCADE"), index=True
+    )
+    source: Mapped[CopySource] = mapped_column(_str_enum(CopySource))
+    entry_id: Mapped[int | None] = mapped_column(BigId)
+    bank: Mapped[str | None] = mapped_column(String(NAME_LENGTH))
+    signal_type: Mapped[str | None] = mapped_column(String(SIGNAL_TYPE_LENGTH))
+    distance: Mapped[int | None] = mapped_column(SmallInteger)
+    location: Mapped[str | None] = mapped_column(Text)
+    found_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class TakedownEvent(Base):
+    """One state transition of a request (also in the audit log, which is chained)."""
+
+    __tablename__ = "takedown_events"
+    __table_args__ = (
+        _one_of("from_state", TakedownState),
+        _one_of("to_state", TakedownState),
+        {"sqlite_autoincrement": True},
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    takedown_id: Mapped[int] = mapped_column(
+        ForeignKey("takedowns.id", ondelete="CASCADE"), index=True
+    )
+    at: Mapped[dt.datetime]
+    from_state: Mapped[TakedownState | None] = mapped_column(_str_enum(TakedownState))
+    to_state: Mapped[TakedownState] = mapped_column(_str_enum(TakedownState))
+    actor: Mapped[str] = mapped_column(String(TEXT_LENGTH))
+    reason: Mapped[str | None] = mapped_column(Text)

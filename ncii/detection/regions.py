@@ -1,0 +1,211 @@
+"""Where the picture is inside an upload: bars trimmed, a screenshot's or a meme's frame found.
+
+A re-posted picture often arrives inside something else: letterbox or pillarbox bars, a meme
+caption band, a screenshot of a post or of an image viewer. PDQ hashes the whole canvas, so the
+frame alone moves the hash far past any threshold. These functions find the box of the picture
+so that it can be hashed on its own; both return ``None`` when there is nothing to cut.
+
+They work on the ≤512 px pixels ncii hashes anyway (numpy and scipy's labelling; a few
+milliseconds) and never guess the inside of the picture: they only remove what is uniform
+(bars) or what is clearly background around one large block of content (a frame).
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+from scipy import ndimage
+
+
+class Box(NamedTuple):
+    """Slice bounds of a region: ``rgb[top:bottom, left:right]``."""
+
+    top: int
+    bottom: int
+    left: int
+    right: int
+
+    @property
+    def height(self) -> int:
+        return self.bottom - self.top
+
+    @property
+    def width(self) -> int:
+        return self.right - self.left
+
+    def crop(self, rgb: np.ndarray) -> np.ndarray:
+        return rgb[self.top : self.bottom, self.left : self.right]
+
+
+COLOUR_TOLERANCE = 20
+"""A pixel is "the same colour" when no channel differs by more than this (JPEG noise on a
+flat bar stays well within it)."""
+
+UNIFORM_SHARE = 0.98
+"""A border row or column is part of a bar when this share of its pixels is one colour."""
+
+MIN_TRIM_SHARE = 0.02
+"""Boxes that keep more than 1 − this of both sides are not worth a hash of their own."""
+
+MIN_SIDE = 32
+"""A region smaller than this (in hashed pixels) is too small to hash meaningfully."""
+
+TEXT_LINE_SHARE = 0.15
+"""A caption band's line of text is at most this share of the side: rows between two bar rows
+of one colour, no further apart than this, are band."""
+
+BACKGROUND_SHARE = 0.5
+"""A frame needs one colour on at least this share of the upload's outermost pixels."""
+
+MIN_PICTURE_AREA = 0.08
+"""A framed picture covers at least this share of the upload (a screenshot's photo: ~20–70%)."""
+
+MIN_PICTURE_FILL = 0.6
+"""...and its block of content fills at least this share of its bounding box (a photo, not
+scattered text)."""
+
+
+def _off_colour(pixels: np.ndarray, colour: np.ndarray) -> np.ndarray:
+    """True where a pixel differs from ``colour`` by more than the tolerance in any channel."""
+    return (np.abs(pixels.astype(np.int16) - colour.astype(np.int16)) > COLOUR_TOLERANCE).any(
+        axis=-1
+    )
+
+
+def _is_bar(line: np.ndarray) -> bool:
+    """Is this row or column of pixels (n, 3) one colour, up to noise? (The mean stands for
+    the colour: at most 2% of outliers move it by 5 levels, well inside the tolerance.)"""
+    colour = line.mean(axis=0)
+    return float(np.mean(~_off_colour(line, colour))) >= UNIFORM_SHARE
+
+
+def _worth_cutting(box: Box, height: int, width: int) -> bool:
+    if box.height < MIN_SIDE or box.width < MIN_SIDE:
+        return False
+    return box.height <= height * (1 - MIN_TRIM_SHARE) or box.width <= width * (1 - MIN_TRIM_SHARE)
+
+
+def _edge_depth(pixels: np.ndarray, limit: int, max_gap: int) -> int:
+    """How many rows from the top of ``pixels`` are border: rows of one colour (bars), and,
+    when ``max_gap`` > 0, runs of at most ``max_gap`` other rows (lines of text) between bar
+    rows of the first bar's colour (a caption band)."""
+    depth, row, colour = 0, 0, None
+    while row < limit:
+        if _is_bar(pixels[row]):
+            if colour is None:
+                colour = pixels[row].mean(axis=0)
+            depth = row = row + 1
+            continue
+        if max_gap <= 0 or colour is None:
+            break
+        end = min(limit, row + max_gap + 1)
+        following = next((r for r in range(row + 1, end) if _is_bar(pixels[r])), None)
+        if following is None or _off_colour(pixels[following].mean(axis=0), colour):
+            break
+        row = following
+    return depth
+
+
+def _trim(rgb: np.ndarray, gap_share: float) -> Box | None:
+    height, width = rgb.shape[:2]
+    row_gap, column_gap = round(height * gap_share), round(width * gap_share)
+    top = _edge_depth(rgb, height - MIN_SIDE, row_gap)
+    bottom = height - _edge_depth(rgb[::-1], height - top - MIN_SIDE, row_gap)
+    columns = rgb[top:bottom].transpose(1, 0, 2)
+    left = _edge_depth(columns, width - MIN_SIDE, column_gap)
+    right = width - _edge_depth(columns[::-1], width - left - MIN_SIDE, column_gap)
+    box = Box(top, bottom, left, right)
+    return box if _worth_cutting(box, height, width) else None
+
+
+def trim_bars(rgb: np.ndarray) -> Box | None:
+    """The box inside uniform bars along the edges (letterbox, pillarbox, padding, a plain
+    border), of any colour and on any edges, or ``None`` when there are none worth cutting.
+
+    Row by row from each edge, while the row is one colour; the colour may change on the way
+    (a black bar outside a white mat are both cut).
+    """
+    return _trim(rgb, 0.0)
+
+
+def trim_bands(rgb: np.ndarray) -> Box | None:
+    """Like :func:`trim_bars`, but a bar also takes lines of text on it: a meme's caption band.
+    Kept apart from :func:`trim_bars` because it may eat into a picture that has a flat row of
+    the band's colour near its edge."""
+    return _trim(rgb, TEXT_LINE_SHARE)
+
+
+def background_colour(rgb: np.ndarray) -> np.ndarray | None:
+    """The colour around the picture, or ``None`` when the edges are mostly picture.
+
+    Either the colour of at least half of the outermost pixels (a screenshot, a viewer), or the
+    colour of an outermost row or column that is all one colour (a meme's caption band, whose
+    sides are mostly picture).
+    """
+    edge = np.concatenate([rgb[0], rgb[-1], rgb[1:-1, 0], rgb[1:-1, -1]])
+    bins = (edge // 16).astype(np.int32)
+    codes = bins[:, 0] * 256 + bins[:, 1] * 16 + bins[:, 2]
+    values, counts = np.unique(codes, return_counts=True)
+    mode = values[np.argmax(counts)]
+    colour = np.median(edge[codes == mode], axis=0)
+    if float(np.mean(~_off_colour(edge, colour))) >= BACKGROUND_SHARE:
+        return colour
+    for line in (rgb[0], rgb[-1], rgb[:, 0], rgb[:, -1]):
+        if _is_bar(line):
+            return np.median(line, axis=0)
+    return None
+
+
+def find_framed_picture(rgb: np.ndarray) -> Box | None:
+    """The box of the one large picture on a mostly uniform background (a screenshot of a
+    post, an image viewer, a meme with its caption band), or ``None``.
+
+    The background is the colour of most edge pixels; everything else is content, joined into
+    connected blocks. Text and icons make thin or sparse blocks; the picture is the largest
+    block, and it must be big and solid (mostly content within its bounding box).
+    """
+    height, width = rgb.shape[:2]
+    colour = background_colour(rgb)
+    if colour is None:
+        return None
+    content = _off_colour(rgb, colour)
+    content = ndimage.binary_closing(content, structure=np.ones((3, 3), bool), iterations=1)
+    labels, count = ndimage.label(content, structure=np.ones((3, 3), bool))
+    if count == 0:
+        return None
+    sizes = np.bincount(labels.ravel())
+    sizes[0] = 0
+    largest = int(np.argmax(sizes))
+    rows, columns = ndimage.find_objects(labels)[largest - 1]
+    box = Box(rows.start, rows.stop, columns.start, columns.stop)
+    area = box.height * box.width
+    if area < MIN_PICTURE_AREA * height * width or sizes[largest] < MIN_PICTURE_FILL * area:
+        return None
+    return box if _worth_cutting(box, height, width) else None
+
+
+def picture_regions(rgb: np.ndarray) -> dict[str, Box]:
+    """Every distinct box worth hashing on its own: ``trimmed`` (bars cut), ``banded`` (bars
+    and caption bands cut) and ``framed`` (the picture found in a frame)."""
+    found: dict[str, Box] = {}
+    for label, finder in (
+        ("trimmed", trim_bars),
+        ("banded", trim_bands),
+        ("framed", find_framed_picture),
+    ):
+        box = finder(rgb)
+        if box is not None and not any(_same(box, b, rgb.shape) for b in found.values()):
+            found[label] = box
+    return found
+
+
+def _same(a: Box, b: Box, shape: tuple[int, ...]) -> bool:
+    """Boxes within 1% of the side of each other hash alike: one is enough."""
+    tolerance_rows, tolerance_columns = shape[0] * 0.01, shape[1] * 0.01
+    return (
+        abs(a.top - b.top) <= tolerance_rows
+        and abs(a.bottom - b.bottom) <= tolerance_rows
+        and abs(a.left - b.left) <= tolerance_columns
+        and abs(a.right - b.right) <= tolerance_columns
+    )
