@@ -120,6 +120,11 @@ def make_queries(bank: np.ndarray, seeds: np.ndarray, count: int, rng: np.random
 
 
 def _rss_mb() -> float:
+    """This process's peak RSS. ``VmHWM``, not ``ru_maxrss``: Linux carries the latter across
+    ``exec``, so a child started by a big parent would report the parent's peak."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
@@ -134,6 +139,33 @@ def _latencies(search_one, queries, limit: int) -> dict[str, float]:
         "single_p50_ms": float(np.percentile(ms, 50)),
         "single_p99_ms": float(np.percentile(ms, 99)),
         "single_per_s": float(len(ms) / (ms.sum() / 1000)),
+    }
+
+
+def _concurrent_latencies(search_one, queries, threads: int) -> dict[str, float]:
+    """Single lookups from ``threads`` callers at once (a server's workers, one per core):
+    throughput over the wall clock, latency of each lookup."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    def worker(part):
+        times = []
+        for q in part:
+            start = time.perf_counter()
+            search_one(q)
+            times.append(time.perf_counter() - start)
+        return times
+
+    parts = [queries[i::threads] for i in range(threads)]
+    start = time.perf_counter()
+    with ThreadPoolExecutor(threads) as pool:
+        times = [t for part in pool.map(worker, parts) for t in part]
+    wall = time.perf_counter() - start
+    ms = np.array(times) * 1000
+    return {
+        "threads": threads,
+        "concurrent_per_s": len(ms) / wall,
+        "concurrent_p50_ms": float(np.percentile(ms, 50)),
+        "concurrent_p99_ms": float(np.percentile(ms, 99)),
     }
 
 
@@ -173,6 +205,9 @@ def run_ncii_serve(bank: np.ndarray, queries: np.ndarray, workdir: Path) -> dict
     found = index.search_arrays(qwords, THRESHOLD)
     result["batched_per_s"] = len(qwords) / (time.perf_counter() - start)
     result |= _latencies(lambda q: index.search_arrays(q[None, :], THRESHOLD), qwords, len(qwords))
+    result |= _concurrent_latencies(
+        lambda q: index.search_arrays(q[None, :], THRESHOLD), qwords, os.cpu_count() or 1
+    )
     result["pairs"] = sorted((int(q), int(k)) for q, k, _ in found)
     result["rss_mb"] = _rss_mb()
     return result
@@ -311,7 +346,12 @@ def main() -> None:
                 f"{missed:>7} {extra:>6}"
             )
         if "ncii" in results:
-            print(f"  ncii chunk width {results['ncii'].get('width')} bits")
+            r = results["ncii"]
+            print(
+                f"  ncii chunk width {r.get('width')} bits; single lookups from {r['threads']} "
+                f"threads at once: {r['concurrent_per_s']:.0f}/s, p50 "
+                f"{r['concurrent_p50_ms']:.3f} ms, p99 {r['concurrent_p99_ms']:.3f} ms"
+            )
         print(f"  load average after: {os.getloadavg()[0]:.2f}")
 
 

@@ -9,6 +9,9 @@ random memory accesses, and waiting for each in turn was most of its time):
 2. gather: copy the row numbers of the non-empty buckets out of ``order``;
 3. verify: popcount each candidate's full hash against the query, and report a row only
    through the first chunk that can reach it, so no de-duplication pass is needed.
+
+The loop runs without the GIL, so lookups from several threads (a server's request workers)
+run on every core at once.
 """
 
 from __future__ import annotations
@@ -69,7 +72,7 @@ def _chunk(words, row, c, width):  # type: ignore[no-untyped-def]
     return np.int64(value & np.uint64((1 << width) - 1))
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _verify(  # type: ignore[no-untyped-def]
     q, queries, words, active, rows, chunks, count, qchunks, radii, width, threshold, out, found
 ):
@@ -103,7 +106,7 @@ def _verify(  # type: ignore[no-untyped-def]
     return found
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def search(  # type: ignore[no-untyped-def]
     queries,
     first_query,

@@ -222,3 +222,20 @@ def test_saved_index_loads_without_rebuild_and_stays_mutable(tmp_path):
     loaded.set_active(4, False)
     loaded.add(hexes[4], 123)
     assert {k for _, k, _ in as_set(loaded.search(queries, 0))} == {123, 9999}
+
+
+def test_lookups_from_several_threads_at_once_agree_with_one_thread():
+    """The compiled loop releases the GIL; concurrent callers must not disturb each other."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    rng = np.random.default_rng(7)
+    words = rng.integers(0, 2**63, size=(20_000, 4), dtype=np.int64).view(np.uint64)
+    index = HammingIndex(256)
+    index.add_words(words, np.arange(len(words), dtype=np.int64))
+    queries = words[rng.integers(0, len(words), 300)].copy()
+    queries[:, 0] ^= np.uint64(0xFF)  # 8 bits away from a bank row
+    alone = [index.search_arrays(q[None, :], 31).tolist() for q in queries]
+    with ThreadPoolExecutor(4) as pool:
+        together = list(pool.map(lambda q: index.search_arrays(q[None, :], 31).tolist(), queries))
+    assert together == alone
+    assert all(any(hit[2] == 8 for hit in hits) for hits in alone)
