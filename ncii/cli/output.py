@@ -38,7 +38,8 @@ def render(
 ) -> None:
     """Write records as they arrive (the table waits for all of them to size its columns).
 
-    Table and CSV show ``flat(record)`` restricted to ``columns``; JSON lines write
+    Table and CSV show ``flat(record)`` restricted to ``columns`` (the table leaves out
+    columns that are empty in every row); JSON lines write
     ``as_json(record)`` (richer, nested) when given, else the flat row.
     """
     if fmt is OutputFormat.jsonl:
@@ -54,12 +55,15 @@ def render(
             writer.writerow({k: ("" if v is None else v) for k, v in flat(record).items()})
             sys.stdout.flush()
     else:
+        rows = [flat(record) for record in records]
+        cells = [["" if r.get(c) is None else str(r.get(c)) for c in columns] for r in rows]
+        # Columns empty in every row (video fields on an image match, say) only cost width.
+        shown = [i for i in range(len(columns)) if not rows or any(row[i] for row in cells)]
         table = Table(title=title)
-        for column in columns:
-            table.add_column(column, overflow="fold")
-        for record in records:
-            row = flat(record)
-            table.add_row(*("" if row.get(c) is None else str(row.get(c)) for c in columns))
+        for i in shown:
+            table.add_column(columns[i], overflow="fold")
+        for row in cells:
+            table.add_row(*(row[i] for i in shown))
         stdout_console.print(table)
 
 
