@@ -25,7 +25,6 @@ from ncii.service.entries import (
     NewEntry,
     Outcome,
 )
-from ncii.service.read_ahead import read_ahead
 from ncii.signals import SIGNAL_TYPES, Signal
 from ncii.store import bulk
 from ncii.store.models import (
@@ -132,7 +131,7 @@ def add_entries(
         seen = _Seen()
     audit_rows: list[dict[str, Any]] = []  # appended to the chained audit log at the end
     with bulk.bulk_cache(session):
-        for batch in read_ahead(batches()):  # parse while the database writes
+        for batch in batches():
             done = _write_batch(
                 session, bank.id, batch, now=now, actor=actor, keep_all=keep_all, seen=seen
             )
