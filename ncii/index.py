@@ -29,10 +29,18 @@ from pathlib import Path
 
 import numpy as np
 
-try:  # the compiled probe loop; the numpy path gives identical results, slower
-    from ncii import _mih_kernel as _kernel
-except ImportError:  # pragma: no cover - numba is a dependency, but keep matching working
-    _kernel = None  # type: ignore[assignment]
+
+@lru_cache(maxsize=1)
+def _kernel():  # type: ignore[no-untyped-def]
+    """The compiled probe loop, imported on the first search (numba takes ~0.5 s to import,
+    which processes that only hash should not pay); ``None`` without numba, where the numpy
+    path gives identical results, slower."""
+    try:
+        from ncii import _mih_kernel
+    except ImportError:  # pragma: no cover - numba is a dependency
+        return None
+    return _mih_kernel
+
 
 USE_KERNEL = True
 """Tests flip this to check the numpy path against the kernel."""
@@ -184,7 +192,8 @@ class _Segment:
 
     def search(self, queries: np.ndarray, threshold: int) -> np.ndarray:
         """(pairs, 3) int64 of [query, row, distance] for every active row within threshold."""
-        if _kernel is None or not USE_KERNEL:
+        kernel = _kernel() if USE_KERNEL else None
+        if kernel is None:
             return self.search_numpy(queries, threshold)
         masks, counts = _probe_plan(self.width, len(self.order), threshold)
         radii = chunk_radii(len(self.order), threshold)
@@ -193,7 +202,7 @@ class _Segment:
         next_query = 0
         while next_query < len(queries):
             out = np.empty((capacity, 3), dtype=np.int64)
-            found, resume = _kernel.search(
+            found, resume = kernel.search(
                 queries,
                 next_query,
                 self.words,

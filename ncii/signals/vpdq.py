@@ -41,11 +41,6 @@ from ncii.signals.exact import compute_digests
 from ncii.signals.pdq import PDQ, PDQ_MATCH_THRESHOLD
 from ncii.video import VideoLimits, find_bars, open_video
 
-try:  # the compiled filter; the numpy path gives the same hashes, slower
-    from numba import njit
-except ImportError:  # pragma: no cover - numba is a dependency
-    njit = None
-
 VPDQ_QUALITY_THRESHOLD = 50
 """Frames below this quality are not matched (vPDQ's and python-threatexchange's value)."""
 
@@ -114,58 +109,15 @@ def _dct_numpy(block: np.ndarray, dct: np.ndarray) -> np.ndarray:
     return dct @ block @ dct.T
 
 
-if njit is not None:
-    # Plain loops rather than numpy's matmul: on a busy machine OpenBLAS's threads spin and
-    # make these tiny products 20 times slower than the loops.
-
-    @njit(cache=True)
-    def _block_kernel(rgb, row_starts, row_weights, column_starts, column_weights):  # type: ignore[no-untyped-def]
-        width = rgb.shape[1]
-        rows = np.zeros((64, width))
-        r = np.float32(0.299)
-        g = np.float32(0.587)
-        b = np.float32(0.114)
-        for row in range(64):
-            acc = rows[row]
-            for t in range(row_weights.shape[1]):
-                weight = row_weights[row, t]
-                if weight == 0.0:
-                    continue
-                line = rgb[row_starts[row] + t]
-                for j in range(width):
-                    luma = (
-                        r * np.float32(line[j, 0])
-                        + g * np.float32(line[j, 1])
-                        + b * np.float32(line[j, 2])
-                    )
-                    acc[j] += weight * luma
-        block = np.zeros((64, 64))
-        for row in range(64):
-            for column in range(64):
-                total = 0.0
-                first = column_starts[column]
-                for t in range(column_weights.shape[1]):
-                    total += column_weights[column, t] * rows[row, first + t]
-                block[row, column] = total
-        return block
-
-    @njit(cache=True)
-    def _dct_kernel(block, dct):  # type: ignore[no-untyped-def]
-        half = np.zeros((16, 64))
-        for i in range(16):
-            for j in range(64):
-                total = 0.0
-                for k in range(64):
-                    total += dct[i, k] * block[k, j]
-                half[i, j] = total
-        out = np.zeros((16, 16))
-        for i in range(16):
-            for j in range(16):
-                total = 0.0
-                for k in range(64):
-                    total += half[i, k] * dct[j, k]
-                out[i, j] = total
-        return out
+@lru_cache(maxsize=1)
+def _kernel():  # type: ignore[no-untyped-def]
+    """The compiled filters, imported on first use; ``None`` without numba (the numpy path
+    gives the same hashes, slower)."""
+    try:
+        from ncii.signals import _vpdq_kernel
+    except ImportError:  # pragma: no cover - numba is a dependency
+        return None
+    return _vpdq_kernel
 
 
 @lru_cache(maxsize=1)
@@ -185,11 +137,12 @@ def pdq_frame(rgb: np.ndarray) -> tuple[str, int]:
         return "0" * 64, 0
     row_starts, row_weights, row_dense = _reducer(height)
     column_starts, column_weights, column_dense = _reducer(width)
-    if njit is not None and USE_KERNEL:
-        block = _block_kernel(
+    kernel = _kernel() if USE_KERNEL else None
+    if kernel is not None:
+        block = kernel.block_filter(
             np.ascontiguousarray(rgb), row_starts, row_weights, column_starts, column_weights
         )
-        coefficients = _dct_kernel(block, _dct_matrix()).ravel()
+        coefficients = kernel.dct16(block, _dct_matrix()).ravel()
     else:
         block = _block_numpy(rgb, row_dense, column_dense)
         coefficients = _dct_numpy(block, _dct_matrix()).ravel()

@@ -1,0 +1,61 @@
+"""vPDQ's per-frame filters compiled with numba; imported on the first video frame, so that
+hashing images (and the worker processes that do it) never pay numba's import."""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+# Plain loops rather than numpy's matmul: on a busy machine OpenBLAS's threads spin and
+# make these tiny products 20 times slower than the loops.
+
+
+@njit(cache=True)
+def block_filter(rgb, row_starts, row_weights, column_starts, column_weights):  # type: ignore[no-untyped-def]
+    width = rgb.shape[1]
+    rows = np.zeros((64, width))
+    r = np.float32(0.299)
+    g = np.float32(0.587)
+    b = np.float32(0.114)
+    for row in range(64):
+        acc = rows[row]
+        for t in range(row_weights.shape[1]):
+            weight = row_weights[row, t]
+            if weight == 0.0:
+                continue
+            line = rgb[row_starts[row] + t]
+            for j in range(width):
+                luma = (
+                    r * np.float32(line[j, 0])
+                    + g * np.float32(line[j, 1])
+                    + b * np.float32(line[j, 2])
+                )
+                acc[j] += weight * luma
+    block = np.zeros((64, 64))
+    for row in range(64):
+        for column in range(64):
+            total = 0.0
+            first = column_starts[column]
+            for t in range(column_weights.shape[1]):
+                total += column_weights[column, t] * rows[row, first + t]
+            block[row, column] = total
+    return block
+
+
+@njit(cache=True)
+def dct16(block, dct):  # type: ignore[no-untyped-def]
+    half = np.zeros((16, 64))
+    for i in range(16):
+        for j in range(64):
+            total = 0.0
+            for k in range(64):
+                total += dct[i, k] * block[k, j]
+            half[i, j] = total
+    out = np.zeros((16, 16))
+    for i in range(16):
+        for j in range(16):
+            total = 0.0
+            for k in range(64):
+                total += half[i, k] * dct[j, k]
+            out[i, j] = total
+    return out
