@@ -16,6 +16,9 @@ from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 
+import numpy as np
+
+from ncii.detection import BankHash, DetectionPipeline, QueryHash
 from ncii.errors import MediaError, UnsupportedMedia
 from ncii.media import DEFAULT_MAX_PIXELS, DEFAULT_MAX_SIDE, DecodeOptions, decode_image
 from ncii.signals import FILE_SIGNALS, IMAGE_SIGNALS, SIGNAL_TYPES, Signal, get_signal_type
@@ -40,6 +43,12 @@ class HashOptions:
     video_every: float = DEFAULT_EVERY
     """Seconds between the video frames hashed (0: every frame)."""
     video_limits: VideoLimits = field(default_factory=VideoLimits)
+    bank_variants: DetectionPipeline | None = None
+    """Also hash the variants of an image this pipeline banks (crops, small rotations, its
+    region inside bars or a frame): for images going into a bank (``ncii add``)."""
+    query_regions: DetectionPipeline | None = None
+    """Also hash the regions of an image this pipeline looks uploads up by (the picture inside
+    bars, a caption or a screenshot frame; mirrored pixels): for uploads (``ncii match``)."""
 
     def __post_init__(self) -> None:
         names = tuple(get_signal_type(s).name for s in self.signals)
@@ -71,6 +80,10 @@ class MediaHashes:
     signals: tuple[Signal, ...]
     pdq_dihedral: tuple[str, ...] = field(default=(), repr=False)
     """The PDQ hashes of the seven flips/rotations after the original, for query-side matching."""
+    pdq_variants: tuple[BankHash, ...] = field(default=(), repr=False)
+    """Bank side: PDQ hashes of variants of the picture (``HashOptions.bank_variants``)."""
+    pdq_regions: tuple[QueryHash, ...] = field(default=(), repr=False)
+    """Query side: PDQ hashes of regions of the upload (``HashOptions.query_regions``)."""
 
     def get(self, signal_type: str) -> Signal | None:
         return next((s for s in self.signals if s.type == signal_type), None)
@@ -90,6 +103,11 @@ class MediaHashes:
         }
         if dihedral:
             data["pdq_dihedral"] = list(self.pdq_dihedral)
+        if self.pdq_variants:
+            data["pdq_variants"] = [
+                {"variant": v.label, "value": v.value, "quality": v.quality}
+                for v in self.pdq_variants
+            ]
         return data
 
 
@@ -110,6 +128,8 @@ def hash_bytes(
     wanted = options.signals
     signals: list[Signal] = []
     dihedral: tuple[str, ...] = ()
+    variants: tuple[BankHash, ...] = ()
+    regions: tuple[QueryHash, ...] = ()
     image_signals = [s for s in wanted if s in IMAGE_SIGNALS]
     decoded = decode_image(data, name=name, options=options.decode)
     try:
@@ -118,6 +138,13 @@ def hash_bytes(
                 pdq = compute_pdq(decoded.image)
                 signals.append(Signal("pdq", pdq.hash, pdq.quality))
                 dihedral = pdq.dihedral[1:]
+                if options.bank_variants or options.query_regions:
+                    pixels = np.asarray(decoded.image, dtype=np.uint8)
+                    # [0] of each is the picture's own PDQ, already in ``signals``.
+                    if options.bank_variants:
+                        variants = options.bank_variants.bank_hashes(pixels)[1:]
+                    if options.query_regions:
+                        regions = options.query_regions.query_hashes(pixels)[1:]
             else:
                 signals.append(Signal(kind, compute_imagehash(kind, decoded.image)))
     finally:
@@ -134,6 +161,8 @@ def hash_bytes(
         height=decoded.height,
         signals=tuple(signals),
         pdq_dihedral=dihedral,
+        pdq_variants=variants,
+        pdq_regions=regions,
     )
 
 

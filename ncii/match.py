@@ -4,8 +4,10 @@ Pure: one :class:`~ncii.index.HammingIndex` per signal type, keyed by opaque int
 store's signal row ids). The service layer loads it from the store, keeps it current through
 the change log, and maps keys back to banks and entries.
 
-PDQ queries carry their seven flips and rotations (see ``docs/hashing.md``): a hit through any
-of them counts, reported with the transform that found it and the smallest distance.
+PDQ queries carry their seven flips and rotations (see ``docs/hashing.md``) and, with a
+detection pipeline, the hashes of regions of the upload (the picture inside bars or a frame,
+``docs/detection.md``): a hit through any of them counts, at the same threshold, reported with
+the transform that found it and the smallest distance.
 """
 
 from __future__ import annotations
@@ -17,10 +19,11 @@ from pathlib import Path
 
 import numpy as np
 
+from ncii.detection import QueryHash
 from ncii.hashing import MediaHashes
 from ncii.index import HammingIndex, hex_to_words
 from ncii.signals import SIGNAL_TYPES, Signal, get_signal_type
-from ncii.signals.pdq import DIHEDRAL_ORDER
+from ncii.signals.pdq import DIHEDRAL_ORDER, PDQ_MIN_QUALITY
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,7 +34,8 @@ class SignalHit:
     query_value: str
     """The query hash that matched (for PDQ, possibly a flipped/rotated one)."""
     transform: str = "original"
-    """Which dihedral variant of the query matched (PDQ only)."""
+    """Which part of the query matched (PDQ only): a flip or rotation of the upload
+    (``mirror``…), a region of it (``framed``), or both (``framed/rotate90``)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,21 +133,40 @@ class MatchIndex:
         signals: Iterable[Signal],
         *,
         dihedral: Sequence[str] = (),
+        regions: Sequence[QueryHash] = (),
         options: QueryOptions = QueryOptions(),
     ) -> list[SignalHit]:
         """Every indexed hash near any of ``signals``; one hit per (key, signal type), the
-        closest, so a flipped copy is not reported eight times."""
+        closest, so a flipped copy is not reported eight times.
+
+        ``regions`` (PDQ only) are looked up too when they have quality, even if the whole
+        upload's PDQ has not (a picture inside a flat frame)."""
         best: dict[tuple[int, str], SignalHit] = {}
         for signal in signals:
             if signal.type not in self._indexes:
                 continue
             if options.signal_types is not None and signal.type not in options.signal_types:
                 continue
-            if signal.low_quality and not options.include_low_quality:
+            queries: list[str] = []
+            transforms: list[str] = []
+            if not signal.low_quality or options.include_low_quality:
+                queries.append(signal.value)
+                transforms.append("original")
+                if signal.type == "pdq" and options.dihedral:
+                    queries += dihedral
+                    transforms += DIHEDRAL_ORDER[1 : 1 + len(dihedral)]
+            if signal.type == "pdq":
+                for region in regions:
+                    if region.quality < PDQ_MIN_QUALITY and not options.include_low_quality:
+                        continue
+                    flips = region.dihedral if options.dihedral else region.dihedral[:1]
+                    queries += flips
+                    transforms += [
+                        region.label if i == 0 else f"{region.label}/{DIHEDRAL_ORDER[i]}"
+                        for i in range(len(flips))
+                    ]
+            if not queries:
                 continue
-            queries = [signal.value]
-            if signal.type == "pdq" and options.dihedral:
-                queries += list(dihedral)
             threshold = options.threshold(signal.type)
             for hit in self._indexes[signal.type].search(queries, threshold):
                 found = SignalHit(
@@ -151,7 +174,7 @@ class MatchIndex:
                     signal_type=signal.type,
                     distance=hit.distance,
                     query_value=queries[hit.query],
-                    transform=DIHEDRAL_ORDER[hit.query] if signal.type == "pdq" else "original",
+                    transform=transforms[hit.query],
                 )
                 slot = (hit.key, signal.type)
                 if slot not in best or found.distance < best[slot].distance:
@@ -163,4 +186,9 @@ class MatchIndex:
         self, hashes: MediaHashes, options: QueryOptions = QueryOptions()
     ) -> list[SignalHit]:
         """Every indexed hash matching an upload's hashes."""
-        return self.search_signals(hashes.signals, dihedral=hashes.pdq_dihedral, options=options)
+        return self.search_signals(
+            hashes.signals,
+            dihedral=hashes.pdq_dihedral,
+            regions=hashes.pdq_regions,
+            options=options,
+        )

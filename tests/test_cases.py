@@ -233,7 +233,9 @@ def test_package_on_one_machine_open_elsewhere(store: Store, store_url: str, tmp
     data = json.loads(package.read_text())
     assert data["format"] == "ncii-case-package" and len(data["items"]) == 2
     assert "path" not in package.read_text() and PHOTOS[0].name not in package.read_text()
-    assert package.stat().st_size < 4096  # hashes, not media
+    # Hashes (each photo's own and its variants'), not media.
+    assert package.stat().st_size < min(8192, *(p.stat().st_size for p in PHOTOS))
+    assert all(item["variants"] for item in data["items"])
     assert data["items"][1]["signals"] == [
         {"type": s.type, "value": s.value}
         | ({"quality": s.quality} if s.quality is not None else {})

@@ -238,4 +238,6 @@ def _detail_rows(detail: BankDetail) -> list[tuple[str, Any]]:
     rows.extend((f"signals {kind}", count) for kind, count in detail.by_signal_type.items())
     if detail.video_frames:
         rows.append(("video frames", detail.video_frames))
+    if detail.pdq_variants:
+        rows.append(("pdq variants", detail.pdq_variants))
     return rows

@@ -22,7 +22,8 @@ from ncii.cli.options import (
     resolve_jobs,
 )
 from ncii.cli.output import choose_format, error_line, note_line, render
-from ncii.hashing import HashResult, expand_inputs, hash_many
+from ncii.detection import DEFAULT
+from ncii.hashing import HashOptions, HashResult, expand_inputs, hash_many
 from ncii.service import case_package, cases
 from ncii.service.cases import CaseStatusInfo
 from ncii.service.entries import NewEntry
@@ -50,9 +51,12 @@ OPEN_COLUMNS = ("case", "pin", "hashes", "added", "already_banked", "bank")
 
 
 def _hash_all(paths: list[str], jobs: int) -> list[HashResult]:
-    """Hash every input, or report each failure and stop: a case is opened whole or not."""
+    """Hash every input, or report each failure and stop: a case is opened whole or not.
+
+    Hashed for a bank: with the default pipeline's variants of each picture."""
     results, failed = [], 0
-    for outcome in hash_many(expand_inputs(paths), jobs=resolve_jobs(jobs)):
+    options = HashOptions(bank_variants=DEFAULT)
+    for outcome in hash_many(expand_inputs(paths), options=options, jobs=resolve_jobs(jobs)):
         if outcome.hashes is None:
             failed += 1
             error_line(outcome.error or outcome.source)
@@ -94,7 +98,7 @@ def open_command(
     if from_package is not None:
         with cli_errors():
             items = [
-                NewEntry(item.signals, frames=item.frames)
+                NewEntry(item.signals, frames=item.frames, variants=item.variants)
                 for item in case_package.read_package(_read(from_package), name=from_package.name)
             ]
     else:

@@ -12,13 +12,16 @@ import typer
 
 from ncii.cli import exit_codes
 from ncii.cli.options import (
+    DEFAULT_PIPELINE,
     DbOption,
     FormatOption,
     IndexCacheOption,
     JobsOption,
+    PipelineOption,
     resolve_jobs,
 )
 from ncii.cli.output import choose_format, error_line, note_line, progress_bar, render
+from ncii.detection import get_pipeline
 from ncii.errors import NciiError
 from ncii.hashing import HashOptions, HashOutcome, expand_inputs, hash_many
 from ncii.match import QueryOptions
@@ -36,6 +39,7 @@ MATCH_COLUMNS = (
     "signal_type",
     "distance",
     "transform",
+    "variant",
     "active",
     "case_ref",
     "query_pct",
@@ -139,6 +143,7 @@ def match_command(
     every: EveryOption = DEFAULT_EVERY,
     video_query_pct: VideoQueryPctOption = VPDQ_QUERY_MATCH_PCT,
     video_bank_pct: VideoBankPctOption = VPDQ_BANK_MATCH_PCT,
+    pipeline: PipelineOption = DEFAULT_PIPELINE,
     index_cache: IndexCacheOption = True,
 ) -> None:
     """Hash each input and report every bank entry it matches.
@@ -180,7 +185,7 @@ def match_command(
             for q in queries
         ]
         inputs = expand_inputs(paths or [])
-        hashing = HashOptions(video_every=every)
+        hashing = HashOptions(video_every=every, query_regions=get_pipeline(pipeline))
         for outcome in hash_many(inputs, options=hashing, jobs=resolve_jobs(jobs)):
             found.append(_match_outcome(matcher, outcome, banks, options, include_inactive, video))
         _log_matches(store, found[len(queries) :], "match")
@@ -254,6 +259,7 @@ def scan_command(
     every: EveryOption = DEFAULT_EVERY,
     video_query_pct: VideoQueryPctOption = VPDQ_QUERY_MATCH_PCT,
     video_bank_pct: VideoBankPctOption = VPDQ_BANK_MATCH_PCT,
+    pipeline: PipelineOption = DEFAULT_PIPELINE,
     progress: Annotated[
         bool | None, typer.Option(help="Progress bar. Default: on when stderr is a terminal.")
     ] = None,
@@ -279,7 +285,7 @@ def scan_command(
         writer = csv.DictWriter(handle, fieldnames=columns, extrasaction="ignore")
         if new_file:
             writer.writeheader()
-        hashing = HashOptions(video_every=every)
+        hashing = HashOptions(video_every=every, query_regions=get_pipeline(pipeline))
         with progress_bar("scanning", show=progress) as bar:
             task = bar.add_task("scan", total=len(inputs))
             for outcome in hash_many(inputs, options=hashing, jobs=resolve_jobs(jobs)):

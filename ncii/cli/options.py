@@ -9,6 +9,8 @@ from typing import Annotated
 
 import typer
 
+from ncii.detection.pipeline import PIPELINES
+
 
 class OutputFormat(StrEnum):
     table = "table"
@@ -81,3 +83,16 @@ IndexCacheOption = Annotated[
         "cache directory, verified against the database) instead of rebuilding it.",
     ),
 ]
+PipelineName = StrEnum("PipelineName", {name: name for name in PIPELINES})  # type: ignore[misc]
+"""The detection pipelines' names, as choices."""
+
+PipelineOption = Annotated[
+    PipelineName,
+    typer.Option(
+        "--pipeline",
+        case_sensitive=False,
+        help="Detection pipeline: 'default' also hashes crops, small rotations and the picture "
+        "inside bars or a frame (docs/detection.md); 'pdq' is plain PDQ, as HMA and StopNCII.",
+    ),
+]
+DEFAULT_PIPELINE = PipelineName("default")

@@ -15,14 +15,17 @@ import typer
 from ncii.cli import exit_codes
 from ncii.cli.db_cmd import cli_store
 from ncii.cli.options import (
+    DEFAULT_PIPELINE,
     ActorOption,
     DbOption,
     FormatOption,
     JobsOption,
+    PipelineOption,
     resolve_actor,
     resolve_jobs,
 )
 from ncii.cli.output import choose_format, error_line, note_line, render
+from ncii.detection import get_pipeline
 from ncii.errors import ImportFailed
 from ncii.hashing import HashOptions, expand_inputs, hash_many
 from ncii.service import banks, ingest, transfer
@@ -104,6 +107,7 @@ def add_command(
             "second queries.",
         ),
     ] = BANK_EVERY,
+    pipeline: PipelineOption = DEFAULT_PIPELINE,
     jobs: JobsOption = 1,
     db: DbOption = None,
     actor: ActorOption = None,
@@ -146,7 +150,7 @@ def add_command(
             failures = summary.skipped
         else:
             items: list[NewEntry] = []
-            options = HashOptions(video_every=every)
+            options = HashOptions(video_every=every, bank_variants=get_pipeline(pipeline))
             inputs = expand_inputs(paths or [])
             for outcome in hash_many(inputs, options=options, jobs=resolve_jobs(jobs)):
                 if outcome.hashes is None:
@@ -162,6 +166,7 @@ def add_command(
                         note=note,
                         source=outcome.source,
                         frames=frames,
+                        variants=getattr(outcome.hashes, "pdq_variants", ()),
                     )
                 )
                 if frames and not any(f.quality >= VPDQ_QUALITY_THRESHOLD for f in frames):

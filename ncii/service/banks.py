@@ -91,6 +91,9 @@ class BankDetail:
     by_signal_type: dict[str, int] = field(default_factory=dict)
     video_frames: int = 0
     """vPDQ frame hashes stored for the bank's video entries."""
+    pdq_variants: int = 0
+    """PDQ hashes of variants of reported pictures (crops, rotations…; ``ncii.detection``),
+    not counted in ``by_signal_type``."""
 
     @property
     def entries(self) -> int:
@@ -102,6 +105,7 @@ class BankDetail:
             "by_status": self.by_status,
             "by_signal_type": self.by_signal_type,
             "video_frames": self.video_frames,
+            "pdq_variants": self.pdq_variants,
         }
 
 
@@ -269,16 +273,19 @@ def show_bank(session: Session, name: str) -> BankDetail:
             .group_by(Entry.status)
         )
     }
-    by_type = {
-        kind: count
-        for kind, count in session.execute(
-            select(EntrySignal.signal_type, func.count())
-            .join(Entry, Entry.id == EntrySignal.entry_id)  # entries is indexed by bank
-            .where(Entry.bank_id == bank.id)
-            .group_by(EntrySignal.signal_type)
-            .order_by(EntrySignal.signal_type)
-        )
-    }
+    by_type: dict[str, int] = {}
+    variants = 0
+    for kind, is_variant, count in session.execute(
+        select(EntrySignal.signal_type, EntrySignal.variant.is_not(None), func.count())
+        .join(Entry, Entry.id == EntrySignal.entry_id)  # entries is indexed by bank
+        .where(Entry.bank_id == bank.id)
+        .group_by(EntrySignal.signal_type, EntrySignal.variant.is_not(None))
+        .order_by(EntrySignal.signal_type)
+    ):
+        if is_variant:
+            variants += count
+        else:
+            by_type[kind] = count
     frames = session.scalar(
         select(func.count())
         .select_from(VideoFrame)
@@ -290,6 +297,7 @@ def show_bank(session: Session, name: str) -> BankDetail:
         by_status={s.value: by_status.get(s, 0) for s in EntryStatus},
         by_signal_type=by_type,
         video_frames=frames or 0,
+        pdq_variants=variants,
     )
 
 

@@ -12,6 +12,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from ncii.detection import BankHash
 from ncii.errors import InvalidArgument, InvalidSignal, MediaError
 from ncii.hashing import HashResult
 from ncii.signals import Signal, get_signal_type
@@ -30,6 +31,8 @@ class PackageItem:
     media_type: str | None = None
     frames: tuple[VpdqFrame, ...] = ()
     path: str | None = None
+    variants: tuple[BankHash, ...] = ()
+    """PDQ hashes of variants of the picture (crops, small rotations), see ``ncii.detection``."""
 
 
 def item_of(hashes: HashResult, *, include_path: bool = False) -> PackageItem:
@@ -39,6 +42,7 @@ def item_of(hashes: HashResult, *, include_path: bool = False) -> PackageItem:
         media_type=hashes.media_type,
         frames=tuple(frames),
         path=hashes.source if include_path else None,
+        variants=getattr(hashes, "pdq_variants", ()),
     )
 
 
@@ -67,6 +71,8 @@ def _item_dict(item: PackageItem) -> dict[str, Any]:
         data["frames"] = [
             [f.index, f.quality, f.pdq, round(f.timestamp, 3), f.unbarred] for f in item.frames
         ]
+    if item.variants:
+        data["variants"] = [[v.label, v.value, v.quality] for v in item.variants]
     if item.path is not None:
         data["path"] = item.path
     return data
@@ -96,6 +102,7 @@ def _item(raw: Any, where: str) -> PackageItem:
     try:
         signals = tuple(_signal(s) for s in raw["signals"])
         frames = tuple(_frame(f) for f in raw.get("frames") or ())
+        variants = tuple(_variant(v) for v in raw.get("variants") or ())
     except (InvalidSignal, MediaError, TypeError, ValueError, KeyError) as exc:
         raise InvalidArgument(f"{where}: {exc}") from None
     if not signals:
@@ -107,6 +114,7 @@ def _item(raw: Any, where: str) -> PackageItem:
         media_type=media_type if isinstance(media_type, str) else None,
         frames=frames,
         path=path if isinstance(path, str) else None,
+        variants=variants,
     )
 
 
@@ -117,6 +125,15 @@ def _signal(raw: Any) -> Signal:
     if quality is not None and not isinstance(quality, int):
         raise ValueError(f"invalid quality {quality!r}")
     return Signal.of(str(raw["type"]), raw["value"], quality=quality)
+
+
+def _variant(raw: Any) -> BankHash:
+    label, value, quality = raw
+    if not isinstance(label, str) or not 0 < len(label) <= 32:
+        raise ValueError(f"invalid variant label {label!r}")
+    if not isinstance(quality, int) or not 0 <= quality <= 100:
+        raise ValueError(f"invalid variant quality {quality!r}")
+    return BankHash(label, get_signal_type("pdq").parse(value), quality)
 
 
 def _frame(raw: Any) -> VpdqFrame:

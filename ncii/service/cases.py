@@ -198,7 +198,8 @@ def normalise_number(number: str) -> str:
 def entry_for(hashes: HashResult) -> NewEntry:
     """A bank entry for one hashed file (a video's frame hashes included)."""
     frames = hashes.frames if isinstance(hashes, VideoHashes) else ()
-    return NewEntry(tuple(hashes.signals), frames=tuple(frames))
+    variants = getattr(hashes, "pdq_variants", ())
+    return NewEntry(tuple(hashes.signals), frames=tuple(frames), variants=variants)
 
 
 def open_case(

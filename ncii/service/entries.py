@@ -30,6 +30,7 @@ from ncii.store.models import (
 )
 
 if TYPE_CHECKING:
+    from ncii.detection import BankHash
     from ncii.signals.vpdq import VpdqFrame
 
 BATCH_SIZE = 5_000
@@ -63,12 +64,17 @@ class NewEntry:
     frames: tuple[VpdqFrame, ...] = ()
     """A video's vPDQ frame hashes (its file digests are among ``signals``); stored with the
     entry, or attached to the entry it turns out to be if that one has none yet."""
+    variants: tuple[BankHash, ...] = ()
+    """PDQ hashes of variants of the picture (``ncii.detection``): stored with the entry it
+    is or turns out to be, each unless its value is in the bank already."""
 
     def __post_init__(self) -> None:
         if not self.signals:
             raise InvalidArgument("no signals")
         if self.frames and not isinstance(self.frames, tuple):
             self.frames = tuple(self.frames)
+        if self.variants and not isinstance(self.variants, tuple):
+            self.variants = tuple(self.variants)
         if len(self.signals) > 1:
             unique: dict[tuple[str, str], Signal] = {}
             for signal in self.signals:
@@ -292,7 +298,10 @@ def _signals_of(session: Session, entry_ids: Sequence[int]) -> dict[int, tuple[S
                 EntrySignal.value,
                 EntrySignal.quality,
             )
-            .where(EntrySignal.entry_id.in_(entry_ids[start : start + LOOKUP_CHUNK]))
+            .where(
+                EntrySignal.entry_id.in_(entry_ids[start : start + LOOKUP_CHUNK]),
+                EntrySignal.variant.is_(None),
+            )
             .order_by(EntrySignal.entry_id, EntrySignal.id)
         )
         for entry_id, kind, value, quality in rows:

@@ -203,7 +203,8 @@ def _write_batch(
     withdraws it) indexed by their place in ``new``; ``plan`` holds, per item, its outcome and
     its target: an index in ``new`` or an existing entry id.
     """
-    existing = _existing_signals(session, bank_id, batch, seen)
+    existing, variant_rows = _existing_signals(session, bank_id, batch, seen)
+    displaced: list[int] = []  # variant rows giving way to a reported picture's own hash
     with_frames = any(item.frames for item in batch)
     # Entries of the bank this batch may attach video frames to, that have frames already.
     framed = _entries_with_frames(session, set(existing.values())) if with_frames else set()
@@ -225,9 +226,11 @@ def _write_batch(
     for index, item in enumerate(batch):
         withdrawing = item.status is withdrawn_status
         signals = item.signals
-        if len(signals) == 1 and not item.frames:  # the common case, fast for bulk imports
+        if len(signals) == 1 and not item.frames and not item.variants:  # fast: bulk imports
             signal = signals[0]
             key = (signal.type, signal.value)
+            if variant_rows and key in variant_rows:
+                displaced.append(variant_rows.pop(key))
             target = existing.get(key) if existing else None
             if target is not None:
                 if withdrawing:
@@ -252,6 +255,7 @@ def _write_batch(
             new_withdrawn_by.append(index if withdrawing else None)
             continue
         keys = [(s.type, s.value) for s in signals]
+        displaced.extend(variant_rows.pop(k) for k in keys if k in variant_rows)
         identity = [k for k in keys if k[0] in IDENTITY_TYPES] or keys
         found = sorted({existing[k] for k in identity if k in existing})
         claimed = sorted({claims[k] for k in identity if k in claims})
@@ -301,6 +305,31 @@ def _write_batch(
             new_frames.append(item.frames)
             new_withdrawn_by.append(index if withdrawing else None)
 
+    # Variants go with the entry each item is (or turned out to be), unless their value is in
+    # the bank already; an existing entry gaining some is extended.
+    variant_plan: list[tuple[bool, int, Signal, str]] = []  # target is new, target, hash, label
+    for index, item in enumerate(batch):
+        if not item.variants:
+            continue
+        outcome, is_new, target = plan[index]
+        gained = False
+        for variant in item.variants:
+            key = ("pdq", variant.value)
+            if key in existing or key in claims or key in variant_rows:
+                continue
+            variant_rows[key] = -1  # planned
+            variant_plan.append(
+                (is_new, target, Signal("pdq", variant.value, variant.quality), variant.label)
+            )
+            gained = True
+        if gained and not is_new and outcome is present:
+            plan[index] = (extended, False, target)
+            present_count -= 1
+            extended_count += 1
+            notable.append(index)
+
+    if displaced:
+        _delete_signal_rows(session, displaced)
     new_ids = _insert_entries(session, bank_id, batch, new, new_withdrawn_by, now=now, actor=actor)
     signal_rows = [
         (entry_id, bank_id, signal.type, signal.value, signal.quality)
@@ -315,6 +344,23 @@ def _write_batch(
         bulk.insert_rows(session, _signals, _SIGNAL_COLUMNS, signal_rows)
         if seen is not None:
             seen.add_all((row[2], row[3]) for row in signal_rows)
+    if variant_plan:
+        variant_entries = {
+            new_ids[target] if is_new else target for is_new, target, _, _ in variant_plan
+        }
+        bulk.insert_rows(
+            session,
+            _signals,
+            _VARIANT_COLUMNS,
+            [
+                (new_ids[target] if is_new else target, bank_id, "pdq", v.value, v.quality, label)
+                for is_new, target, v, label in variant_plan
+            ],
+        )
+        if seen is not None:
+            seen.add_all(("pdq", v.value) for _, _, v, _ in variant_plan)
+    else:
+        variant_entries = set()
     if with_frames:
         frame_rows = [
             (entry_id, bank_id, f.index, f.timestamp, f.pdq, f.quality, f.unbarred)
@@ -324,7 +370,9 @@ def _write_batch(
         if frame_rows:
             bulk.insert_rows(session, _frames, _FRAME_COLUMNS, frame_rows)
     withdrawn = _withdraw_existing(session, {i: batch[n] for i, n in withdraw.items()}, now=now)
-    extended_ids = sorted(({entry_id for entry_id, _ in attach} | set(frame_attach)) - withdrawn)
+    gained = {entry_id for entry_id, _ in attach} | set(frame_attach)
+    gained |= variant_entries - set(new_ids)
+    extended_ids = sorted(gained - withdrawn)
     if extended_ids:
         session.connection().execute(
             update(_entries).where(_entries.c.id == bindparam("entry_id")).values(updated_at=now),
@@ -351,8 +399,10 @@ def _write_batch(
 
 def _existing_signals(
     session: Session, bank_id: int, batch: Sequence[NewEntry], seen: _Seen | None
-) -> dict[tuple[str, str], int]:
-    """Which of the batch's signal values the bank holds already, and in which entry.
+) -> tuple[dict[tuple[str, str], int], dict[tuple[str, str], int]]:
+    """Which of the batch's signal and variant values the bank holds already: the entry of
+    each picture's own hash, and the row id of each variant hash (a variant never identifies
+    an entry).
 
     ``seen``, when given, has every value stored in the bank (it was empty when this call
     began): only values it may contain are looked up, so usually none.
@@ -362,17 +412,34 @@ def _existing_signals(
         for signal in item.signals:
             if seen is None or (signal.type, signal.value) in seen:
                 wanted[signal.type].add(signal.value)
+        for variant in item.variants:
+            if seen is None or ("pdq", variant.value) in seen:
+                wanted["pdq"].add(variant.value)
     found: dict[tuple[str, str], int] = {}
+    variants: dict[tuple[str, str], int] = {}
     for signal_type, values in wanted.items():
-        for value, entry_id in bulk.lookup_values(
+        for value, entry_id, row_id, variant in bulk.lookup_values(
             session,
-            "SELECT value, entry_id FROM entry_signals WHERE signal_type = {p} AND bank_id = {p}"
-            " AND value IN ({values})",
+            "SELECT value, entry_id, id, variant FROM entry_signals"
+            " WHERE signal_type = {p} AND bank_id = {p} AND value IN ({values})",
             (signal_type, bank_id),
             sorted(values),
         ):
-            found[signal_type, value] = entry_id
-    return found
+            if variant is None:
+                found[signal_type, value] = entry_id
+            else:
+                variants[signal_type, value] = row_id
+    return found, variants
+
+
+def _delete_signal_rows(session: Session, row_ids: Sequence[int]) -> None:
+    """Delete signal rows by id (variants displaced by a picture's own hash). Matchers still
+    holding them in their index drop them when resolving, as the rows are gone."""
+    rows = sorted(set(row_ids))
+    for start in range(0, len(rows), 1_000):
+        session.connection().execute(
+            _signals.delete().where(_signals.c.id.in_(rows[start : start + 1_000]))
+        )
 
 
 _ENTRY_COLUMNS = (
@@ -390,6 +457,7 @@ _ENTRY_COLUMNS = (
     "updated_at",
 )
 _SIGNAL_COLUMNS = ("entry_id", "bank_id", "signal_type", "value", "quality")
+_VARIANT_COLUMNS = (*_SIGNAL_COLUMNS, "variant")
 _FRAME_COLUMNS = ("entry_id", "bank_id", "frame", "timestamp", "value", "quality", "unbarred")
 
 
@@ -532,6 +600,8 @@ def _add_audit(result: AddResult, bank_id: int, actor: str, now: dt.datetime) ->
     details: dict[str, Any] = {"signals": [str(s) for s in result.item.signals]}
     if result.item.frames:
         details["video_frames"] = len(result.item.frames)
+    if result.item.variants:
+        details["pdq_variants"] = len(result.item.variants)
     return {
         "at": now,
         "actor": actor,

@@ -27,6 +27,7 @@ import numpy as np
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from ncii.detection import QueryHash
 from ncii.hashing import MediaHashes
 from ncii.index import hex_to_words
 from ncii.match import MatchIndex, QueryOptions, SignalHit
@@ -70,6 +71,9 @@ class BankMatch:
     """The bank's hash that matched (for ``vpdq``: the number of usable frames it has)."""
     video: VideoMatchInfo | None = None
     """For ``vpdq`` matches (a query video against a banked one): both shares and where."""
+    variant: str | None = None
+    """Which banked variant of the entry's picture matched (``crop_0.06``…), if not the
+    picture's own hash (see ``ncii.detection``)."""
 
     @property
     def active(self) -> bool:
@@ -88,6 +92,7 @@ class BankMatch:
             "case_ref": self.case_ref,
             "external_id": self.external_id,
             "matched_value": self.matched_value,
+            "variant": self.variant,
         } | (self.video.to_dict() if self.video is not None else {})
 
 
@@ -297,6 +302,7 @@ class Matcher:
         found = self.match_signals(
             hashes.signals,
             dihedral=hashes.pdq_dihedral,
+            regions=getattr(hashes, "pdq_regions", ()),
             banks=banks,
             options=options,
             include_inactive=include_inactive,
@@ -395,10 +401,14 @@ class Matcher:
         signals: Iterable[Signal],
         *,
         dihedral: Sequence[str] = (),
+        regions: Sequence[QueryHash] = (),
         banks: Iterable[str] | None = None,
         options: QueryOptions | None = None,
         include_inactive: bool = False,
     ) -> list[BankMatch]:
+        """Bank entries matching these signals (PDQ with its ``dihedral`` flips and the
+        ``regions`` of the upload, see :meth:`MatchIndex.search_signals`); one match per entry
+        and signal type, the closest."""
         self.refresh()
         options = options or QueryOptions(include_low_quality=self.include_low_quality)
         overrides = self._bank_thresholds()
@@ -409,7 +419,9 @@ class Matcher:
             include_low_quality=options.include_low_quality,
             signal_types=options.signal_types,
         )
-        hits = self.index.search_signals(signals, dihedral=dihedral, options=search_options)
+        hits = self.index.search_signals(
+            signals, dihedral=dihedral, regions=regions, options=search_options
+        )
         if not hits:
             return []
         wanted = set(banks) if banks is not None else None
@@ -431,7 +443,9 @@ class Matcher:
         by_key = {h.key: h for h in hits}
         explicit = options.thresholds or {}
         now = utcnow()
-        found: list[BankMatch] = []
+        # One match per (entry, signal type): its picture's hash and a variant of it may both
+        # be hit; the closest is reported.
+        best: dict[tuple[int, str], BankMatch] = {}
         with self.store.read() as session:
             keys = list(by_key)
             for start in range(0, len(keys), RESOLVE_CHUNK):
@@ -439,6 +453,7 @@ class Matcher:
                     select(
                         EntrySignal.id,
                         EntrySignal.value,
+                        EntrySignal.variant,
                         Entry.id.label("entry_id"),
                         Entry.status,
                         Entry.disabled_until,
@@ -468,20 +483,27 @@ class Matcher:
                         continue
                     if status is not EntryStatus.active and not include_inactive:
                         continue
-                    found.append(
-                        BankMatch(
-                            bank=row.bank,
-                            entry_id=row.entry_id,
-                            signal_type=hit.signal_type,
-                            distance=hit.distance,
-                            threshold=threshold,
-                            transform=hit.transform,
-                            status=status,
-                            case_ref=row.case_ref,
-                            external_id=row.external_id,
-                            matched_value=row.value,
-                        )
+                    match = BankMatch(
+                        bank=row.bank,
+                        entry_id=row.entry_id,
+                        signal_type=hit.signal_type,
+                        distance=hit.distance,
+                        threshold=threshold,
+                        transform=hit.transform,
+                        status=status,
+                        case_ref=row.case_ref,
+                        external_id=row.external_id,
+                        matched_value=row.value,
+                        variant=row.variant,
                     )
+                    slot = (row.entry_id, kind)
+                    held = best.get(slot)
+                    if held is None or (match.distance, match.variant is not None) < (
+                        held.distance,
+                        held.variant is not None,
+                    ):
+                        best[slot] = match
+        found = list(best.values())
         found.sort(key=lambda m: (m.bank, m.entry_id, m.distance, m.signal_type))
         return found
 

@@ -167,7 +167,7 @@ def _iter_entries(session: Session, bank_id: int, bank_name: str) -> Iterator[En
             s.quality,
         )
         .join_from(Entry.__table__, EntrySignal.__table__, s.entry_id == e.id)
-        .where(e.bank_id == bank_id)
+        .where(e.bank_id == bank_id, s.variant.is_(None))  # variants stay home
         .order_by(e.id, s.id)
         .execution_options(yield_per=EXPORT_CHUNK)
     )

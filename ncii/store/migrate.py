@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from alembic.config import Config
     from alembic.script import ScriptDirectory
 
-HEAD = "0003"
+HEAD = "0004"
 """The newest revision in ``migrations/versions`` (a test keeps the two equal). Knowing it
 without loading Alembic keeps the check made on every ``open_store`` cheap."""
 

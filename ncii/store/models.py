@@ -46,6 +46,7 @@ NAME_LENGTH = 64
 TEXT_LENGTH = 255
 SIGNAL_TYPE_LENGTH = 16
 SIGNAL_VALUE_LENGTH = 128
+VARIANT_LENGTH = 32
 
 
 def utcnow() -> dt.datetime:
@@ -216,6 +217,10 @@ class EntrySignal(Base):
     value: Mapped[str] = mapped_column(String(SIGNAL_VALUE_LENGTH))
     """Canonical form: lowercase hex, as ``ncii.signals.get_signal_type(t).parse`` returns."""
     quality: Mapped[int | None] = mapped_column(SmallInteger)
+    variant: Mapped[str | None] = mapped_column(String(VARIANT_LENGTH))
+    """For a PDQ hash of a variant of the entry's picture (``crop_0.06``, ``framed``…, see
+    ``ncii.detection``), its label; NULL for the picture's own hashes. Variant rows match like
+    any other but never identify an entry and are never exported."""
 
 
 class AuditEvent(Base):
