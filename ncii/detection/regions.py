@@ -15,7 +15,6 @@ from __future__ import annotations
 from typing import NamedTuple
 
 import numpy as np
-from scipy import ndimage
 
 
 class Box(NamedTuple):
@@ -201,6 +200,8 @@ def find_framed_picture(rgb: np.ndarray) -> Box | None:
     connected blocks. Text and icons make thin or sparse blocks; the picture is the largest
     block, and it must be big and solid (mostly content within its bounding box).
     """
+    from scipy import ndimage  # 0.2 s to import: only when a frame may be there
+
     height, width = rgb.shape[:2]
     colour = background_colour(rgb)
     if colour is None:
