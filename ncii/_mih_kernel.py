@@ -1,12 +1,14 @@
 """The multi-index probe-and-verify loop, compiled with numba.
 
 Same algorithm and results as the numpy path in :mod:`ncii.index` (the tests run both), in
-three streaming passes per query, each prefetching a fixed distance ahead so that dozens of
-cache misses are in flight at once instead of one (a lookup in a big index is thousands of
-random memory accesses, and waiting for each in turn was most of its time):
+streaming passes per query, each prefetching ahead so that dozens of cache misses are in
+flight at once instead of one (a lookup in a big index is thousands of random memory
+accesses, and waiting for each in turn was most of its time):
 
-1. probe: for each chunk and flip mask, read the bucket's bounds in ``starts``;
-2. gather: copy the row numbers of the non-empty buckets out of ``order``;
+1. probe: for each chunk and flip mask, read the bucket's entry in ``table``. A bucket of one
+   row holds the row itself, so most candidates cost no second lookup (and their hash is
+   prefetched at once); a bigger bucket points into ``overflow``;
+2. gather: copy the row numbers of the bigger buckets out of ``overflow``;
 3. verify: popcount each candidate's full hash against the query, and report a row only
    through the first chunk that can reach it, so no de-duplication pass is needed.
 
@@ -29,7 +31,11 @@ _I32 = ir.IntType(32)
 AHEAD = 16
 """How many steps ahead each pass prefetches (enough to cover a DRAM miss)."""
 BLOCK = 4096
-"""Candidates gathered before they are verified (bounds the scratch memory)."""
+"""Candidates gathered from big buckets before they are verified (bounds the scratch memory)."""
+EMPTY = np.uint32(0xFFFFFFFF)
+"""A ``table`` entry of an empty bucket."""
+MULTI = np.uint32(0x80000000)
+"""Set in a ``table`` entry that is an offset into ``overflow`` (clear: the bucket's one row)."""
 
 
 @intrinsic
@@ -74,7 +80,20 @@ def _chunk(words, row, c, width):  # type: ignore[no-untyped-def]
 
 @njit(cache=True, nogil=True)
 def _verify(  # type: ignore[no-untyped-def]
-    q, queries, words, active, rows, chunks, count, qchunks, radii, width, threshold, out, found
+    q,
+    queries,
+    words,
+    keys,
+    active,
+    rows,
+    chunks,
+    count,
+    qchunks,
+    radii,
+    width,
+    threshold,
+    out,
+    found,
 ):
     """Pass 3 over ``count`` gathered candidates; returns the new ``found``, or -1 when
     ``out`` is full."""
@@ -100,7 +119,7 @@ def _verify(  # type: ignore[no-untyped-def]
         if found == out.shape[0]:
             return -1
         out[found, 0] = q
-        out[found, 1] = row
+        out[found, 1] = keys[row]
         out[found, 2] = distance
         found += 1
     return found
@@ -111,9 +130,11 @@ def search(  # type: ignore[no-untyped-def]
     queries,
     first_query,
     words,
-    order,
-    starts,
+    keys,
     active,
+    table,
+    overflow,
+    overflow_starts,
     masks,
     mask_counts,
     radii,
@@ -121,28 +142,29 @@ def search(  # type: ignore[no-untyped-def]
     threshold,
     out,
 ):
-    """Fill ``out`` (k, 3) with [query, row, distance] for queries from ``first_query`` on.
+    """Fill ``out`` (k, 3) with [query, key, distance] for queries from ``first_query`` on.
 
-    ``order`` is (m, n) and ``starts`` is (m, 2**width + 1); chunk ``c`` is probed with the
-    first ``mask_counts[c]`` of ``masks`` (its radius ``radii[c]``; -1: not probed). Returns
-    ``(k, next_query)``: when ``out`` fills up, the rows of the query in progress are dropped
-    and ``next_query`` says where to resume (== number of queries when done).
+    ``table`` is (m, 2**width): per chunk and bucket, :data:`EMPTY`, the bucket's one row, or
+    :data:`MULTI` | the offset (from ``overflow_starts[c]``) in ``overflow`` of the bucket's
+    row count followed by its rows. Chunk ``c`` is probed with the first ``mask_counts[c]`` of
+    ``masks`` (its radius ``radii[c]``; -1: not probed). Returns ``(k, next_query)``: when
+    ``out`` fills up, the rows of the query in progress are dropped and ``next_query`` says
+    where to resume (== number of queries when done).
     """
-    m = order.shape[0]
-    n = order.shape[1]
-    stride = starts.shape[1]
-    flat_starts = starts.reshape(-1)
-    flat_order = order.reshape(-1)
+    m = table.shape[0]
+    stride = table.shape[1]
+    flat_table = table.reshape(-1)
+    n_words = words.shape[1]
     total_probes = 0
     for c in range(m):
         total_probes += mask_counts[c]
     slots = np.empty(total_probes, dtype=np.int64)
     slot_chunk = np.empty(total_probes, dtype=np.int64)
     range_lo = np.empty(total_probes, dtype=np.int64)
-    range_hi = np.empty(total_probes, dtype=np.int64)
     range_chunk = np.empty(total_probes, dtype=np.int64)
-    rows = np.empty(BLOCK, dtype=np.int64)
-    chunks = np.empty(BLOCK, dtype=np.int64)
+    capacity = total_probes + BLOCK  # every single-row bucket, then a block of big ones
+    rows = np.empty(capacity, dtype=np.int64)
+    chunks = np.empty(capacity, dtype=np.int64)
     qchunks = np.empty(m, dtype=np.int64)
     found = 0
     for q in range(first_query, queries.shape[0]):
@@ -157,32 +179,42 @@ def search(  # type: ignore[no-untyped-def]
                 probes += 1
         # 1. probe
         ranges = 0
+        count = 0
         for i in range(probes):
             if i + AHEAD < probes:
-                _prefetch(flat_starts, slots[i + AHEAD])
-            lo = flat_starts[slots[i]]
-            hi = flat_starts[slots[i] + 1]
-            if hi > lo:
-                c = slot_chunk[i]
-                range_lo[ranges] = c * n + lo
-                range_hi[ranges] = c * n + hi
+                _prefetch(flat_table, slots[i + AHEAD])
+            entry = flat_table[slots[i]]
+            if entry == EMPTY:
+                continue
+            c = slot_chunk[i]
+            if entry < MULTI:
+                row = np.int64(entry)
+                _prefetch(words, row * n_words)
+                rows[count] = row
+                chunks[count] = c
+                count += 1
+            else:
+                lo = overflow_starts[c] + np.int64(entry ^ MULTI)
+                _prefetch(overflow, lo)
+                range_lo[ranges] = lo
                 range_chunk[ranges] = c
                 ranges += 1
         # 2. gather, 3. verify, a block at a time
-        count = 0
         for i in range(ranges):
-            if i + AHEAD < ranges:
-                _prefetch(flat_order, range_lo[i + AHEAD])
             c = range_chunk[i]
-            for j in range(range_lo[i], range_hi[i]):
-                rows[count] = flat_order[j]
+            lo = range_lo[i] + 1
+            for j in range(lo, lo + np.int64(overflow[lo - 1])):
+                row = np.int64(overflow[j])
+                _prefetch(words, row * n_words)
+                rows[count] = row
                 chunks[count] = c
                 count += 1
-                if count == BLOCK:
+                if count == capacity:
                     found = _verify(
                         q,
                         queries,
                         words,
+                        keys,
                         active,
                         rows,
                         chunks,
@@ -202,6 +234,7 @@ def search(  # type: ignore[no-untyped-def]
                 q,
                 queries,
                 words,
+                keys,
                 active,
                 rows,
                 chunks,
@@ -216,3 +249,49 @@ def search(  # type: ignore[no-untyped-def]
             if found < 0:
                 return query_start, q
     return found, queries.shape[0]
+
+
+@njit(cache=True, nogil=True)
+def _bucket_counts(words, width, c, counts):  # type: ignore[no-untyped-def]
+    counts[:] = 0
+    for row in range(words.shape[0]):
+        counts[_chunk(words, row, c, width)] += 1
+
+
+@njit(cache=True, nogil=True)
+def overflow_size(words, width, c, counts):  # type: ignore[no-untyped-def]
+    """How many ``overflow`` entries chunk ``c`` needs (``counts``: scratch, 2**width int64)."""
+    _bucket_counts(words, width, c, counts)
+    size = 0
+    for b in range(counts.shape[0]):
+        if counts[b] > 1:
+            size += counts[b] + 1
+    return size
+
+
+@njit(cache=True, nogil=True)
+def fill_chunk(words, width, c, counts, table, overflow):  # type: ignore[no-untyped-def]
+    """Chunk ``c``'s bucket ``table`` and ``overflow`` (as :func:`ncii.index._bucket_table`
+    makes them, by a counting sort instead of an argsort)."""
+    _bucket_counts(words, width, c, counts)
+    position = 0
+    for b in range(counts.shape[0]):
+        k = counts[b]
+        if k == 0:
+            table[b] = EMPTY
+            counts[b] = -1
+        elif k == 1:
+            counts[b] = -1  # the row goes in the table itself
+        else:
+            table[b] = MULTI | np.uint32(position)
+            overflow[position] = k
+            counts[b] = position + 1  # where the bucket's next row goes
+            position += k + 1
+    for row in range(words.shape[0]):
+        b = _chunk(words, row, c, width)
+        at = counts[b]
+        if at < 0:
+            table[b] = row
+        else:
+            overflow[at] = row
+            counts[b] = at + 1

@@ -7,14 +7,14 @@ neighbour; each candidate is then
 verified with an exact popcount. Nothing is approximate: the result is what brute force
 gives, for any threshold (a larger threshold probes more buckets, it never misses).
 
-The index is a list of immutable *segments* (sorted bucket arrays, built in one numpy pass)
-plus a small *tail* of recent additions searched by brute force. When the tail grows it
-becomes a segment, and segments of similar size are merged (a log-structured layout), so an
-addition is visible at once and costs amortised O(log n) rebuild work. Disabling a key flips
-a flag; it never forces a rebuild.
+The index is a list of immutable *segments* (per chunk, a bucket table whose entry is the
+bucket's one row or points at its rows in an overflow array) plus a small *tail* of recent
+additions searched by brute force. When the tail grows it becomes a segment, and segments of
+similar size are merged (a log-structured layout), so an addition is visible at once and costs
+amortised O(log n) rebuild work. Disabling a key flips a flag; it never forces a rebuild.
 
 Rows carry an opaque int64 *key* (the store's signal row id); the caller maps keys to banks
-and entries. Pure: imports numpy only.
+and entries. Pure: imports numpy only (and the numba kernel on first use).
 """
 
 from __future__ import annotations
@@ -99,34 +99,43 @@ def chunk_radii(chunks: int, threshold: int) -> np.ndarray:
 
 
 @lru_cache(maxsize=256)
-def _probe_plan(width: int, chunks: int, threshold: int) -> tuple[np.ndarray, np.ndarray]:
-    """Flip masks (sorted by bit count) and how many of them each chunk probes."""
+def _probe_plan(width: int, chunks: int, threshold: int) -> tuple[np.ndarray, ...]:
+    """Flip masks (sorted by bit count), how many of them each chunk probes, and each
+    chunk's radius."""
     radii = chunk_radii(chunks, threshold)
     masks = _flip_masks(width, int(max(radii.max(), 0)))
     counts = np.array(
         [0 if r < 0 else sum(math.comb(width, k) for k in range(r + 1)) for r in radii],
         dtype=np.int64,
     )
-    return masks, counts
+    return masks, counts, radii
+
+
+LOOKUP_COST = 100
+"""A lookup's fixed cost (call, setup) in probes' worth, for :func:`_choose_chunk_width`."""
 
 
 def _choose_chunk_width(n: int, bits: int) -> int:
-    """Pick the chunk width that minimises probes + candidates per query for ``n`` rows at
-    the design threshold, with bucket tables of at most ~10 entries per row (memory)."""
+    """Pick the chunk width for ``n`` rows: the narrowest (smallest bucket tables) whose cost
+    per query at the design threshold (probes + candidates + :data:`LOOKUP_COST`) is within
+    10% of the cheapest, with bucket tables of at most 32 entries per row. Wider tables are
+    memory spent where it buys speed: 21 bits instead of 19 at 1M PDQ hashes, 1.5x the
+    lookups a second."""
     threshold = DESIGN_THRESHOLD.get(bits, bits // 8)
-    best_width, best_cost = 8, float("inf")
+    costs: dict[int, float] = {}
     for width in range(8, 25):
         m = bits // width
-        if m == 0 or m * (1 << width) > max(10 * n, 1 << 20):
+        if m == 0 or m * (1 << width) > max(32 * n, 1 << 20):
             continue
         radii = chunk_radii(m, threshold)
         if radii.max() > 4:
             continue
         probes = sum(sum(math.comb(width, k) for k in range(r + 1)) for r in radii if r >= 0)
-        cost = probes + probes * n / (1 << width)
-        if cost < best_cost:
-            best_width, best_cost = width, cost
-    return best_width
+        costs[width] = LOOKUP_COST + probes + probes * n / (1 << width)
+    if not costs:
+        return 8
+    cheapest = min(costs.values())
+    return min(width for width, cost in costs.items() if cost <= 1.1 * cheapest)
 
 
 def _chunk_column(words: np.ndarray, width: int, c: int) -> np.ndarray:
@@ -140,12 +149,50 @@ def _chunk_column(words: np.ndarray, width: int, c: int) -> np.ndarray:
     return (values & mask).astype(np.int64)
 
 
+EMPTY = 0xFFFFFFFF
+"""A bucket-table entry of an empty bucket."""
+MULTI = 0x80000000
+"""Set in a bucket-table entry that points into the overflow array (clear: the one row)."""
+
+
+def _bucket_table(
+    column: np.ndarray, buckets: int, table: np.ndarray, overflow: np.ndarray
+) -> None:
+    """Fill one chunk's bucket ``table`` (``buckets`` uint32) and ``overflow`` (uint32, sized
+    by :func:`_overflow_size`) from the chunk value of every row.
+
+    A bucket of one row holds the row itself (at 10M hashes, 55% of the non-empty buckets), so
+    a probe that finds it costs no second random memory access; a bigger bucket holds
+    ``MULTI`` | the offset in ``overflow`` of its row count followed by its rows (ascending)."""
+    order = np.argsort(column, kind="stable").astype(np.uint32)
+    counts = np.bincount(column, minlength=buckets)
+    starts = np.cumsum(counts) - counts
+    table.fill(EMPTY)
+    single = counts == 1
+    table[single] = order[starts[single]]
+    multi = counts > 1
+    sizes = np.where(multi, counts + 1, 0)
+    offsets = np.cumsum(sizes) - sizes
+    table[multi] = offsets[multi] | MULTI
+    overflow[offsets[multi]] = counts[multi]
+    in_multi = np.repeat(multi, counts)
+    # Row i of the sorted order lands past its bucket's header and the headers before it.
+    shift = np.repeat(offsets + 1 - starts, counts)
+    positions = np.flatnonzero(in_multi)
+    overflow[positions + shift[positions]] = order[positions]
+
+
+def _overflow_size(column: np.ndarray, buckets: int) -> int:
+    counts = np.bincount(column, minlength=buckets)
+    return int(counts[counts > 1].sum() + np.count_nonzero(counts > 1))
+
+
 class _Segment:
-    """Immutable multi-index over n rows: per chunk, rows sorted by chunk value."""
+    """Immutable multi-index over n rows: per chunk, a bucket table by chunk value."""
 
-    __slots__ = ("active", "keys", "order", "starts", "width", "words")
+    __slots__ = ("active", "keys", "overflow", "overflow_starts", "table", "width", "words")
 
-    ARRAYS = ("words", "keys", "active", "order", "starts")
+    ARRAYS = ("words", "keys", "active", "table", "overflow", "overflow_starts")
 
     def __init__(self, words: np.ndarray, keys: np.ndarray, active: np.ndarray) -> None:
         # Rows sorted by key (for set_active); no copy when they already are, as from a bulk
@@ -157,15 +204,28 @@ class _Segment:
         self.keys = np.ascontiguousarray(keys, dtype=np.int64)
         self.active = np.array(active, dtype=bool)
         n = len(self.keys)
+        if n >= 1 << 30:
+            raise ValueError("a segment holds fewer than 2**30 rows")
         self.width = _choose_chunk_width(n, self.words.shape[1] * 64)
         m = self.words.shape[1] * 64 // self.width
         buckets = 1 << self.width
-        self.order = np.empty((m, n), dtype=np.uint32)
-        self.starts = np.zeros((m, buckets + 1), dtype=np.uint32)
+        kernel = _kernel()
+        if kernel is not None:  # a counting sort: faster than argsort, no big temporaries
+            counts = np.empty(buckets, dtype=np.int64)
+            sizes = [kernel.overflow_size(self.words, self.width, c, counts) for c in range(m)]
+        else:
+            columns = (_chunk_column(self.words, self.width, c) for c in range(m))
+            sizes = [_overflow_size(column, buckets) for column in columns]
+        self.overflow_starts = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
+        self.overflow = np.empty(int(self.overflow_starts[-1]), dtype=np.uint32)
+        self.table = np.empty((m, buckets), dtype=np.uint32)
         for c in range(m):  # one chunk at a time: the temporaries stay one column big
-            column = _chunk_column(self.words, self.width, c)
-            self.order[c] = np.argsort(column, kind="stable")
-            np.cumsum(np.bincount(column, minlength=buckets), out=self.starts[c, 1:])
+            overflow = self.overflow[self.overflow_starts[c] : self.overflow_starts[c + 1]]
+            if kernel is not None:
+                kernel.fill_chunk(self.words, self.width, c, counts, self.table[c], overflow)
+            else:
+                column = _chunk_column(self.words, self.width, c)
+                _bucket_table(column, buckets, self.table[c], overflow)
 
     def __len__(self) -> int:
         return len(self.keys)
@@ -186,18 +246,24 @@ class _Segment:
             setattr(segment, name, np.load(folder / f"{name}.npy", mmap_mode=mode))
         segment.width = int((folder / "width").read_text())
         n = len(segment.keys)
-        if segment.words.shape[0] != n or segment.order.shape[1] != n or len(segment.active) != n:
+        m = len(segment.table)
+        if (
+            segment.words.shape[0] != n
+            or len(segment.active) != n
+            or segment.table.shape[1] != 1 << segment.width
+            or len(segment.overflow_starts) != m + 1
+            or segment.overflow_starts[-1] != len(segment.overflow)
+        ):
             raise ValueError(f"{folder}: arrays disagree in length")
         return segment
 
     def search(self, queries: np.ndarray, threshold: int) -> np.ndarray:
-        """(pairs, 3) int64 of [query, row, distance] for every active row within threshold."""
+        """(pairs, 3) int64 of [query, key, distance] for every active row within threshold."""
         kernel = _kernel() if USE_KERNEL else None
         if kernel is None:
             return self.search_numpy(queries, threshold)
-        masks, counts = _probe_plan(self.width, len(self.order), threshold)
-        radii = chunk_radii(len(self.order), threshold)
-        parts: list[np.ndarray] = []
+        masks, counts, radii = _probe_plan(self.width, len(self.table), threshold)
+        parts: list[np.ndarray] = [np.empty((0, 3), dtype=np.int64)]
         capacity = max(1024, 64 * len(queries))
         next_query = 0
         while next_query < len(queries):
@@ -206,9 +272,11 @@ class _Segment:
                 queries,
                 next_query,
                 self.words,
-                self.order,
-                self.starts,
+                self.keys,
                 self.active,
+                self.table,
+                self.overflow,
+                self.overflow_starts,
                 masks,
                 counts,
                 radii,
@@ -220,33 +288,37 @@ class _Segment:
             if resume == next_query:  # one query's hits fill the buffer: make room
                 capacity *= 8
             next_query = resume
-        return parts[0] if len(parts) == 1 else np.concatenate(parts)
+        return parts[-1] if len(parts) <= 2 else np.concatenate(parts)
 
     def search_numpy(self, queries: np.ndarray, threshold: int) -> np.ndarray:
         """The same search in plain numpy (used without numba; a cross-check in tests)."""
-        m = len(self.order)
-        masks, counts = _probe_plan(self.width, m, threshold)
+        m = len(self.table)
+        masks, counts, _radii = _probe_plan(self.width, m, threshold)
         query_parts: list[np.ndarray] = []
         row_parts: list[np.ndarray] = []
         for c in range(m):
             if counts[c] == 0:
                 continue
             probes = _chunk_column(queries, self.width, c)[:, None] ^ masks[None, : counts[c]]
-            lo = self.starts[c][probes].astype(np.int64).reshape(-1)
-            lengths = self.starts[c][probes + 1].astype(np.int64).reshape(-1) - lo
-            nonzero = np.flatnonzero(lengths)
-            if len(nonzero) == 0:
+            entries = self.table[c][probes].astype(np.int64).reshape(-1)
+            query_of = np.arange(len(entries)) // int(counts[c])
+            single = entries < MULTI
+            row_parts.append(entries[single])
+            query_parts.append(query_of[single])
+            multi = np.flatnonzero((entries != EMPTY) & ~single)
+            if len(multi) == 0:
                 continue
-            lengths = lengths[nonzero]
+            lo = int(self.overflow_starts[c]) + (entries[multi] ^ MULTI) + 1
+            lengths = self.overflow[lo - 1].astype(np.int64)
             ends = np.cumsum(lengths)
             positions = np.arange(int(ends[-1]), dtype=np.int64) + np.repeat(
-                lo[nonzero] - ends + lengths, lengths
+                lo - ends + lengths, lengths
             )
-            row_parts.append(self.order[c][positions].astype(np.int64))
-            query_parts.append(np.repeat(nonzero // int(counts[c]), lengths))
-        if not row_parts:
+            row_parts.append(self.overflow[positions].astype(np.int64))
+            query_parts.append(np.repeat(query_of[multi], lengths))
+        rows = np.concatenate(row_parts) if row_parts else np.empty(0, dtype=np.int64)
+        if len(rows) == 0:
             return np.empty((0, 3), dtype=np.int64)
-        rows = np.concatenate(row_parts)
         query_of = np.concatenate(query_parts)
         # A row reached through several chunks is verified and reported once per query.
         pair = np.unique(query_of * len(self) + rows)
@@ -255,7 +327,7 @@ class _Segment:
             axis=1, dtype=np.int64
         )
         keep = (distances <= threshold) & self.active[rows]
-        return np.stack([query_of[keep], rows[keep], distances[keep]], axis=1)
+        return np.stack([query_of[keep], self.keys[rows[keep]], distances[keep]], axis=1)
 
     def rows_of(self, key: int) -> slice:
         return slice(
@@ -417,14 +489,14 @@ class HammingIndex:
         (no Python object per hit: large results stay cheap)."""
         if threshold < 0:
             raise ValueError("threshold must be >= 0")
-        queries = queries.astype(np.uint64).reshape(-1, self._width)
+        queries = np.ascontiguousarray(queries, dtype=np.uint64).reshape(-1, self._width)
+        if len(self._segments) == 1 and not self._tail_keys:  # the usual case: a loaded bank
+            return self._segments[0].search(queries, threshold)
         results: list[np.ndarray] = []
-        if self._segments:
-            for segment in self._segments:
-                found = segment.search(queries, threshold)
-                if len(found):
-                    keys = segment.keys[found[:, 1]]
-                    results.append(np.stack([found[:, 0], keys, found[:, 2]], axis=1))
+        for segment in self._segments:
+            found = segment.search(queries, threshold)
+            if len(found):
+                results.append(found)
         if self._tail_keys:
             results.append(self._search_tail(queries, threshold))
         if not results:

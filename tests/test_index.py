@@ -208,6 +208,34 @@ def test_kernel_and_numpy_paths_agree_with_brute_force(search_path, n, width, mo
         assert as_set(index.search(queries, threshold)) == expected
 
 
+@pytest.mark.parametrize("width", [8, 12, 16])
+def test_kernel_and_numpy_builds_make_the_same_bucket_tables(width, monkeypatch):
+    """The compiled counting sort and the numpy argsort give identical arrays, whether the
+    buckets hold mostly several rows (8 bits), a few (12) or mostly one or none (16)."""
+    import ncii.index
+
+    monkeypatch.setattr(ncii.index, "_choose_chunk_width", lambda n, bits: width)
+    rng = np.random.default_rng(width)
+    words = rng.integers(0, 2**63, size=(20_000, 4), dtype=np.int64).view(np.uint64)
+    words[:3000] = words[0]  # one huge bucket in every chunk
+    keys = np.arange(len(words), dtype=np.int64)
+    active = np.ones(len(words), dtype=bool)
+    compiled = ncii.index._Segment(words, keys, active)
+    monkeypatch.setattr(ncii.index, "_kernel", lambda: None)
+    plain = ncii.index._Segment(words, keys, active)
+    for name in ncii.index._Segment.ARRAYS:
+        assert np.array_equal(getattr(compiled, name), getattr(plain, name)), name
+    table = compiled.table
+    assert ((table != ncii.index.EMPTY) & (table >= ncii.index.MULTI)).any()  # big buckets
+    if width >= 12:
+        assert (table == ncii.index.EMPTY).any() and (table < ncii.index.MULTI).any()
+
+
+def test_no_queries_give_no_hits():
+    index = HammingIndex.build(256, [BASE] * 2000, range(2000))
+    assert index.search_arrays(np.empty((0, 4), dtype=np.uint64), 31).shape == (0, 3)
+
+
 def test_saved_index_loads_without_rebuild_and_stays_mutable(tmp_path):
     rng = np.random.default_rng(3)
     hexes = [bytes(rng.integers(0, 256, 32, dtype=np.uint8)).hex() for _ in range(5000)]

@@ -36,7 +36,7 @@ from ncii.match import MatchIndex
 from ncii.store.engine import Store
 from ncii.store.models import Change, EntrySignal, VideoFrame
 
-FORMAT = 1
+FORMAT = 2
 MIN_ROWS = 100_000
 """Below this many indexed hashes a rebuild takes well under a second: no snapshot."""
 
