@@ -15,6 +15,11 @@ their first frame). The choices below are documented in ``docs/hashing.md`` ("Vi
 * **Sampled by presentation time**: one frame every ``every`` seconds (the first frame at or
   after each multiple), or every frame when ``every == 0``. Timestamps count from the first
   frame; a stream whose clock jumps backwards is re-based so it never stops being sampled.
+* **Static overlays found, not removed**: :class:`OverlayFinder` looks at one frame a second of
+  the first :data:`OVERLAY_WINDOW` seconds for pixels that stay put while the picture moves
+  (a logo, a watermark); :class:`Overlay` says how to paint them over with the picture around
+  them. The frames themselves are left as decoded: vPDQ hashes them as they are and hashes
+  the painted picture besides.
 * **Bounded**: the pixel count of a frame is checked before decoding (and by the decoder),
   and decoding stops with :class:`~ncii.errors.MediaTooLarge` after ``max_frames`` frames or
   ``max_seconds`` of wall time. A file whose streams end well before the duration its header
@@ -28,7 +33,7 @@ import math
 import struct
 import time
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import av
@@ -105,6 +110,8 @@ class VideoFrame:
     """Seconds from the first frame."""
     rgb: np.ndarray
     """(height, width, 3) uint8, full resolution."""
+    sampled: bool = True
+    """False for a frame only ``look``-ed at (see :meth:`Video.frames`), not to be hashed."""
 
 
 # -- letterbox and pillarbox bars -----------------------------------------------------------
@@ -148,6 +155,340 @@ def _flat_edges(spread: np.ndarray, length: int) -> tuple[int, int]:
     leading = int(np.argmin(flat)) if not flat.all() else length
     trailing = int(np.argmin(flat[::-1])) if not flat.all() else length
     return leading, trailing
+
+
+# -- static overlays: logos and watermarks ----------------------------------------------------
+
+OVERLAY_WINDOW = 16.0
+"""Seconds from the start of a video in which a static overlay is looked for."""
+
+OVERLAY_MIN_FRAMES = 6
+"""Frames (one a second) it takes to tell an overlay from a picture that holds still."""
+
+OVERLAY_STATIC = 6.0
+"""A pixel is static when its luma varies by at most this (std. dev., 0-255) over the frames."""
+
+OVERLAY_MOVING = 10.0
+OVERLAY_MIN_MOVING = 0.75
+"""Only a picture that moves can show what stays put on top of it: at least this share of its
+pixels must vary by more than ``OVERLAY_MOVING``, or no overlay is looked for."""
+
+OVERLAY_EDGE = 6.0
+"""Luma gradient (per pixel) of the mean frame that marks the outline of an overlay."""
+
+OVERLAY_MIN_SHARE = 5e-4
+OVERLAY_MAX_SHARE = 0.2
+"""Overlays cover this share of the picture at least (outline pixels) and at most (painted
+pixels); more is a still camera or a frame around the picture, not an overlay."""
+
+_OVERLAY_SIDE = 480
+_OVERLAY_NEAR = 3
+_OVERLAY_GROW = 2
+_OVERLAY_SIGMA = 3.0
+_OVERLAY_EDGE_MARGIN = 4
+"""For a frame whose shorter side is ``_OVERLAY_SIDE`` pixels (scaled with it): static pixels
+this near an outline pixel are overlay, the overlay is grown by this to take in its
+anti-aliased edge, and painted over from the picture around it with a Gaussian of this
+standard deviation; no outline is looked for this near the picture's edge (the blurred edge
+of the bars stays put too)."""
+
+_OVERLAY_GRID_PIXELS = 2_100_000
+"""Frames larger than this (above 1080p) are looked at shrunk by a whole factor."""
+
+_OVERLAY_PASSES = 4
+"""Wider and wider Gaussians (each twice the last) fill what the narrower could not reach."""
+
+_LUMA = (np.float32(0.299), np.float32(0.587), np.float32(0.114))
+
+
+def luma(rgb: np.ndarray) -> np.ndarray:
+    """PDQ's luma of an (h, w, 3) uint8 frame, as float32."""
+    red, green, blue = _LUMA
+    return red * rgb[..., 0] + green * rgb[..., 1] + blue * rgb[..., 2]
+
+
+def accumulate(
+    rgb: np.ndarray, first: np.ndarray, total: np.ndarray, squares: np.ndarray, rounded: np.ndarray
+) -> None:
+    """Add a frame to :class:`OverlayFinder`'s sums: its luma's change from ``first`` to
+    ``total``, the change squared to ``squares``; and its luma rounded into ``rounded``
+    (uint8). ``ncii.signals._vpdq_kernel.accumulate`` is the same in one compiled pass."""
+    plane = luma(rgb)
+    rounded[...] = np.rint(plane)
+    plane -= first
+    total += plane
+    plane *= plane
+    squares += plane
+
+
+class OverlayFinder:
+    """Finds a static overlay (a logo, a watermark, a channel bug) in the first seconds of a
+    video: pixels that keep their value while the picture around them moves, along the
+    outlines of the mean frame. Offer it the hashed frames in order; :meth:`result` then
+    gives the :class:`Overlay`, or ``None``.
+
+    It looks at one frame a second (the first at or after each whole second, the frames a
+    query hashed once a second has too), so a video hashed every frame and the same video
+    hashed once a second find the same overlay. Memory: three float32 planes of one frame.
+    """
+
+    def __init__(
+        self,
+        window: float = OVERLAY_WINDOW,
+        *,
+        to_luma: Callable[[np.ndarray], np.ndarray] = luma,
+        add: Callable[..., None] = accumulate,
+    ) -> None:
+        """``to_luma`` and ``add``: :func:`luma` and :func:`accumulate`, or compiled equals
+        (the same floats, faster)."""
+        self.window = window
+        self._luma = to_luma
+        self._add = add
+        self.frames = 0
+        self._next = 0.0
+        self._shape: tuple[int, ...] | None = None
+        self._factor = 1
+        self._first: np.ndarray | None = None
+        self._sum: np.ndarray | None = None
+        self._squares: np.ndarray | None = None
+        self._boxes: list[tuple[int, int, int, int]] = []
+        self._broken = False
+
+    def offer(
+        self, rgb: np.ndarray, timestamp: float, box: tuple[int, int, int, int] | None
+    ) -> np.ndarray | None:
+        """One hashed frame and its bars (:func:`find_bars`); frames between the whole
+        seconds, and after the window, are ignored. Returns the frame's luma rounded to uint8
+        when it was looked at full size, else ``None``."""
+        if self._broken or timestamp >= self.window or timestamp + _EPSILON < self._next:
+            return None
+        self._next = math.floor(timestamp + _EPSILON) + 1.0
+        height, width = rgb.shape[:2]
+        if self._shape is None:
+            self._shape = rgb.shape
+            self._factor = max(1, math.ceil(math.sqrt(height * width / _OVERLAY_GRID_PIXELS)))
+        elif rgb.shape != self._shape:
+            self._broken = True  # the size changed: no one overlay fits every frame
+            return None
+        box = box or (0, height, 0, width)
+        rounded = None
+        if self._first is None:
+            self._first = self._plane(rgb)
+            self._sum = np.zeros_like(self._first)
+            self._squares = np.zeros_like(self._first)
+            if self._factor == 1:
+                rounded = np.rint(self._first).astype(np.uint8)
+        else:
+            assert self._sum is not None and self._squares is not None
+            if self._factor == 1:
+                rounded = np.empty((height, width), dtype=np.uint8)
+                self._add(np.ascontiguousarray(rgb), self._first, self._sum, self._squares, rounded)
+            else:
+                change = self._plane(rgb) - self._first
+                self._sum += change
+                self._squares += change * change
+        self._boxes.append(box)
+        self.frames += 1
+        return rounded
+
+    def _plane(self, rgb: np.ndarray) -> np.ndarray:
+        k = self._factor
+        if k == 1:
+            return self._luma(rgb)
+        height, width = (rgb.shape[0] // k) * k, (rgb.shape[1] // k) * k
+        plane = self._luma(np.ascontiguousarray(rgb[:height, :width]))
+        return plane.reshape(height // k, k, width // k, k).mean(axis=(1, 3), dtype=np.float32)
+
+    def result(self) -> Overlay | None:
+        """The overlay the frames offered so far show, or ``None``."""
+        if self._broken or self.frames < OVERLAY_MIN_FRAMES:
+            return None
+        assert self._shape is not None and self._boxes
+        assert self._first is not None and self._sum is not None and self._squares is not None
+        k = self._factor
+        mean_change = self._sum / self.frames
+        spread = np.sqrt(np.maximum(self._squares / self.frames - mean_change**2, 0))
+        # The picture inside the bars: each side where most frames put it (a fade from black
+        # or a dark edge moves a few frames' bars), on this grid.
+        box = [sorted(side)[len(side) // 2] for side in zip(*self._boxes, strict=True)]
+        top, bottom = -(-box[0] // k), box[1] // k
+        left, right = -(-box[2] // k), box[3] // k
+        if bottom - top < 8 or right - left < 8:
+            return None
+        inside = np.zeros(spread.shape, dtype=bool)
+        inside[top:bottom, left:right] = True
+        picture = spread[top:bottom, left:right]
+        if np.count_nonzero(picture > OVERLAY_MOVING) < OVERLAY_MIN_MOVING * picture.size:
+            return None
+        static = (spread <= OVERLAY_STATIC) & inside
+        if np.count_nonzero(static) < max(1.0, OVERLAY_MIN_SHARE * picture.size):
+            return None
+        rows, columns = np.gradient(self._first + mean_change)
+        outline = static & (np.hypot(rows, columns) > OVERLAY_EDGE)
+        scale = min(self._shape[:2]) / _OVERLAY_SIDE
+        edge = max(2, round(_OVERLAY_EDGE_MARGIN * scale / k))  # the bars' edge is no outline
+        outline[: top + edge] = outline[bottom - edge :] = False
+        outline[:, : left + edge] = outline[:, right - edge :] = False
+        if np.count_nonzero(outline) < max(1.0, OVERLAY_MIN_SHARE * picture.size):
+            return None
+        near = max(1, round(_OVERLAY_NEAR * scale / k))
+        grow = max(1, round(_OVERLAY_GROW * scale / k))
+        mask = _dilate(static & _dilate(outline, near), grow)
+        from scipy import ndimage  # only for videos with an overlay candidate
+
+        mask |= ndimage.binary_fill_holes(mask) & static  # the inside of a solid logo
+        mask &= inside
+        if np.count_nonzero(mask) > OVERLAY_MAX_SHARE * picture.size:
+            return None
+        if k > 1:
+            mask = np.repeat(np.repeat(mask, k, axis=0), k, axis=1)
+            full = np.zeros(self._shape[:2], dtype=bool)
+            full[: mask.shape[0], : mask.shape[1]] = mask
+            mask = full
+        return Overlay(mask, _OVERLAY_SIGMA * scale, to_luma=self._luma)
+
+
+def _dilate(mask: np.ndarray, steps: int) -> np.ndarray:
+    """``mask`` grown by ``steps`` pixels (4-connected, as ``scipy.ndimage.binary_dilation``
+    with ``iterations=steps``)."""
+    grown = mask.copy()
+    for _ in range(steps):
+        before = grown.copy()
+        grown[1:] |= before[:-1]
+        grown[:-1] |= before[1:]
+        grown[:, 1:] |= before[:, :-1]
+        grown[:, :-1] |= before[:, 1:]
+    return grown
+
+
+@dataclass(frozen=True, slots=True)
+class _Fill:
+    """How the overlay inside one crop is painted: its region and the Gaussian passes."""
+
+    top: int
+    left: int
+    bottom: int
+    right: int
+    valid: np.ndarray
+    """float32, 1 where the region shows picture (not overlay)."""
+    passes: tuple[tuple[int, float, np.ndarray, np.ndarray, np.ndarray], ...]
+    """(step, sigma in cells, the overlay pixels this pass fills, their cells (flat indices),
+    the Gaussian weight of picture there). Each pass averages the picture over step × step
+    cells first (about half its sigma): the fill is smooth at that scale anyway, and the
+    Gaussian then costs the same at any frame size."""
+    rest: np.ndarray | None
+    """Overlay pixels no pass reached (filled with the region's mean picture)."""
+
+
+class Overlay:
+    """A static overlay found by :class:`OverlayFinder`: which pixels it covers, and how to
+    paint them over with the picture around them (normalised Gaussian convolution)."""
+
+    def __init__(
+        self,
+        mask: np.ndarray,
+        sigma: float,
+        *,
+        to_luma: Callable[[np.ndarray], np.ndarray] = luma,
+    ) -> None:
+        self._luma = to_luma
+        self.mask = mask
+        """(height, width) bool, True on the overlay."""
+        self.sigma = sigma
+        self._fills: dict[tuple[int, int, int, int], _Fill | None] = {}
+
+    @property
+    def share(self) -> float:
+        """Share of the frame the overlay covers."""
+        return float(np.count_nonzero(self.mask)) / self.mask.size
+
+    def change(
+        self, pixels: np.ndarray, box: tuple[int, int, int, int] | None = None
+    ) -> tuple[int, int, np.ndarray] | None:
+        """How painting the overlay over changes the luma of ``pixels[box]`` (the whole frame
+        when ``box`` is ``None``): ``(top, left, delta)``, ``delta`` a float32 region of the
+        crop at that offset, zero off the overlay. ``None`` when the overlay is not in the
+        crop (or the frame is not the size it was found in).
+
+        ``pixels`` is the (h, w, 3) RGB frame or its luma rounded to uint8 (what
+        :meth:`OverlayFinder.offer` returns): the fill is computed from the rounded luma
+        either way, so both give the same hash."""
+        if pixels.shape[:2] != self.mask.shape:
+            return None
+        box = box or (0, pixels.shape[0], 0, pixels.shape[1])
+        if box not in self._fills:
+            if len(self._fills) > 16:
+                self._fills.clear()
+            self._fills[box] = self._plan(self.mask[box[0] : box[1], box[2] : box[3]])
+        fill = self._fills[box]
+        if fill is None:
+            return None
+        from scipy import ndimage
+
+        region = pixels[
+            box[0] + fill.top : box[0] + fill.bottom, box[2] + fill.left : box[2] + fill.right
+        ]
+        if region.ndim == 3:
+            region = np.rint(self._luma(np.ascontiguousarray(region)))
+        plane = region.astype(np.float32)
+        picture = plane * fill.valid
+        delta = np.zeros_like(plane)
+        for step, sigma, where, cells, weight in fill.passes:
+            blurred = ndimage.gaussian_filter(
+                _cells(picture, step), sigma, mode="constant", truncate=3.0
+            )
+            delta[where] = blurred.ravel()[cells] / weight - plane[where]
+        if fill.rest is not None:
+            delta[fill.rest] = picture.sum() / max(float(fill.valid.sum()), 1.0) - plane[fill.rest]
+        return fill.top, fill.left, delta
+
+    def _plan(self, mask: np.ndarray) -> _Fill | None:
+        rows = np.flatnonzero(mask.any(axis=1))
+        if rows.size == 0:
+            return None
+        columns = np.flatnonzero(mask.any(axis=0))
+        margin = math.ceil(3 * self.sigma)
+        top, bottom = max(int(rows[0]) - margin, 0), min(int(rows[-1]) + 1 + margin, mask.shape[0])
+        left = max(int(columns[0]) - margin, 0)
+        right = min(int(columns[-1]) + 1 + margin, mask.shape[1])
+        region = mask[top:bottom, left:right]
+        valid = (~region).astype(np.float32)
+        pixel_rows, pixel_columns = np.nonzero(region)
+        from scipy import ndimage
+
+        passes = []
+        todo = region.copy()
+        sigma = self.sigma
+        for _ in range(_OVERLAY_PASSES):
+            step = max(1, int(sigma / 2))
+            counts = _cells(valid, step)
+            weight = ndimage.gaussian_filter(counts, sigma / step, mode="constant", truncate=3.0)
+            cell_of = (pixel_rows // step) * counts.shape[1] + pixel_columns // step
+            reached = (weight.ravel()[cell_of] > 1e-3 * step * step) & todo[
+                pixel_rows, pixel_columns
+            ]
+            if reached.any():
+                where = np.zeros_like(region)
+                where[pixel_rows[reached], pixel_columns[reached]] = True
+                cells = cell_of[reached]
+                # ``delta[where]`` lists the pixels in row-major order, as ``np.nonzero`` does.
+                passes.append((step, sigma / step, where, cells, weight.ravel()[cells]))
+                todo &= ~where
+            if not todo.any():
+                break
+            sigma *= 2
+        rest = todo if todo.any() else None
+        return _Fill(top, left, bottom, right, valid, tuple(passes), rest)
+
+
+def _cells(picture: np.ndarray, step: int) -> np.ndarray:
+    """``picture`` summed over step × step cells (the last ones partly outside it)."""
+    if step == 1:
+        return picture
+    height, width = -(-picture.shape[0] // step), -(-picture.shape[1] // step)
+    padded = np.zeros((height * step, width * step), dtype=np.float32)
+    padded[: picture.shape[0], : picture.shape[1]] = picture
+    return padded.reshape(height, step, width, step).sum(axis=(1, 3), dtype=np.float32)
 
 
 # -- content sniffing -------------------------------------------------------------------------
@@ -414,8 +755,14 @@ class Video:
 
     # -- frames -----------------------------------------------------------------------------
 
-    def frames(self, every: float = 1.0) -> Iterator[VideoFrame]:
+    def frames(
+        self, every: float = 1.0, *, look: tuple[float, float] | None = None
+    ) -> Iterator[VideoFrame]:
         """Decoded frames, one every ``every`` seconds of presentation time (``0``: all).
+
+        ``look=(seconds, until)`` also yields, up to ``until`` seconds, the frames sampling
+        every ``seconds`` would take that ``every`` does not, with ``sampled=False`` (the
+        overlay search looks at one frame a second whatever the hashing interval).
 
         Raises ``VideoError`` for a corrupt or truncated stream and ``MediaTooLarge`` when a
         limit is reached; both name the input.
@@ -423,9 +770,12 @@ class Video:
         if not (every >= 0 and math.isfinite(every)):
             raise InvalidArgument(f"every must be a finite number of seconds >= 0, not {every!r}")
         sampler = _Sampler(every)
+        looker, until = (_Sampler(look[0]), look[1]) if look is not None else (None, 0.0)
         source = self._av_frames() if self._av is not None else self._animation_frames()
         for index, timestamp, make_rgb in source:
-            if sampler.take(timestamp):
+            sampled = sampler.take(timestamp)
+            looked = looker is not None and timestamp < until and looker.take(timestamp)
+            if sampled or looked:
                 try:
                     rgb = make_rgb()
                 except MemoryError:
@@ -434,7 +784,7 @@ class Video:
                     raise VideoError(
                         f"{self.name}: frame {index} cannot be converted to RGB ({_one_line(exc)})"
                     ) from None
-                yield VideoFrame(index, timestamp, rgb)
+                yield VideoFrame(index, timestamp, rgb, sampled)
 
     def _count_frame(self) -> int:
         index = self.decoded_frames

@@ -43,6 +43,45 @@ def block_filter(rgb, row_starts, row_weights, column_starts, column_weights):  
 
 
 @njit(cache=True)
+def luma(rgb):  # type: ignore[no-untyped-def]
+    """PDQ's luma as float32: the same floats as ``ncii.video.luma`` (no fused multiply-add;
+    checked on every RGB triple), five times faster."""
+    height, width = rgb.shape[0], rgb.shape[1]
+    out = np.empty((height, width), dtype=np.float32)
+    r = np.float32(0.299)
+    g = np.float32(0.587)
+    b = np.float32(0.114)
+    for i in range(height):
+        for j in range(width):
+            out[i, j] = (
+                r * np.float32(rgb[i, j, 0])
+                + g * np.float32(rgb[i, j, 1])
+                + b * np.float32(rgb[i, j, 2])
+            )
+    return out
+
+
+@njit(cache=True)
+def accumulate(rgb, first, total, squares, rounded):  # type: ignore[no-untyped-def]
+    """``ncii.video.accumulate`` in one pass: the same floats."""
+    height, width = rgb.shape[0], rgb.shape[1]
+    r = np.float32(0.299)
+    g = np.float32(0.587)
+    b = np.float32(0.114)
+    for i in range(height):
+        for j in range(width):
+            value = (
+                r * np.float32(rgb[i, j, 0])
+                + g * np.float32(rgb[i, j, 1])
+                + b * np.float32(rgb[i, j, 2])
+            )
+            rounded[i, j] = np.uint8(np.rint(value))
+            change = value - first[i, j]
+            total[i, j] += change
+            squares[i, j] += change * change
+
+
+@njit(cache=True)
 def dct16(block, dct):  # type: ignore[no-untyped-def]
     half = np.zeros((16, 64))
     for i in range(16):
@@ -59,3 +98,28 @@ def dct16(block, dct):  # type: ignore[no-untyped-def]
                 total += half[i, k] * dct[j, k]
             out[i, j] = total
     return out
+
+
+@njit(cache=True)
+def add_region(block, rows, columns_t, top, left, delta):  # type: ignore[no-untyped-def]
+    """``block += rows[:, top:top+h] @ delta @ columns_t[left:left+w].T``, skipping zeros:
+    ``delta`` is mostly zero (it changes only an overlay's pixels) and each input row or
+    column feeds only a few of the 64 samples."""
+    height, width = delta.shape
+    partial = np.zeros((height, 64))
+    for i in range(height):
+        for j in range(width):
+            change = delta[i, j]
+            if change == 0.0:
+                continue
+            weights = columns_t[left + j]
+            for c in range(64):
+                if weights[c] != 0.0:
+                    partial[i, c] += change * weights[c]
+    for r in range(64):
+        for i in range(height):
+            weight = rows[r, top + i]
+            if weight == 0.0:
+                continue
+            for c in range(64):
+                block[r, c] += weight * partial[i, c]

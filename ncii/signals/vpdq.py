@@ -17,9 +17,11 @@ Jarosz box filters, decimation to 64×64, DCT, median) with the filters applied 
 64-row reduction, bit-for-bit the same hash and quality as ``pdqhash`` on video frames and
 about seven times faster at 720p (the filter touches every pixel; the hash needs 4,096).
 
-ncii's one addition: a frame with uniform letterbox or pillarbox bars also carries the hash of
-the picture inside them (:attr:`VpdqFrame.unbarred`, never in the text form), and matching
-tries it besides the plain hash on both sides, so adding or removing bars does not hide a copy.
+ncii's one addition: a frame also carries the hash of its picture without what was added to
+it (:attr:`VpdqFrame.unbarred`, never in the text form): uniform letterbox or pillarbox bars
+cut off, and a static overlay (a logo, a watermark) found in the first seconds painted over.
+Matching tries it besides the plain hash on both sides, so adding or removing bars, or
+stamping a logo on a copy, does not hide it.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ import json
 import math
 from array import array
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 from typing import NamedTuple
 
@@ -39,7 +41,8 @@ from ncii.index import HammingIndex, hex_to_words
 from ncii.signals import Signal
 from ncii.signals.exact import compute_digests
 from ncii.signals.pdq import PDQ, PDQ_MATCH_THRESHOLD
-from ncii.video import VideoLimits, find_bars, open_video
+from ncii.video import Overlay, OverlayFinder, VideoLimits, find_bars, open_video
+from ncii.video import VideoFrame as DecodedFrame
 
 VPDQ_QUALITY_THRESHOLD = 50
 """Frames below this quality are not matched (vPDQ's and python-threatexchange's value)."""
@@ -132,27 +135,62 @@ def _dct_matrix() -> np.ndarray:
 def pdq_frame(rgb: np.ndarray) -> tuple[str, int]:
     """PDQ hash (64 hex digits) and quality of an (h, w, 3) uint8 RGB frame at full size;
     equal to ``pdqhash.compute`` on the same pixels."""
+    block = _pdq_block(rgb)
+    return ("0" * 64, 0) if block is None else _pdq_of_block(block)
+
+
+def _pdq_block(rgb: np.ndarray) -> np.ndarray | None:
+    """The 64×64 luma samples PDQ hashes (``None`` for a frame under 5 pixels a side)."""
     height, width = rgb.shape[:2]
     if height < 5 or width < 5:
-        return "0" * 64, 0
+        return None
     row_starts, row_weights, row_dense = _reducer(height)
     column_starts, column_weights, column_dense = _reducer(width)
     kernel = _kernel() if USE_KERNEL else None
     if kernel is not None:
-        block = kernel.block_filter(
+        return kernel.block_filter(
             np.ascontiguousarray(rgb), row_starts, row_weights, column_starts, column_weights
         )
+    return _block_numpy(rgb, row_dense, column_dense)
+
+
+def _pdq_of_block(block: np.ndarray) -> tuple[str, int]:
+    """Hash and quality from PDQ's 64×64 luma block: quality from its gradients, bits from
+    its DCT."""
+    kernel = _kernel() if USE_KERNEL else None
+    if kernel is not None:
         coefficients = kernel.dct16(block, _dct_matrix()).ravel()
     else:
-        block = _block_numpy(rgb, row_dense, column_dense)
         coefficients = _dct_numpy(block, _dct_matrix()).ravel()
-    # ``block`` is the 64×64 luma PDQ hashes: quality from its gradients, bits from its DCT.
     vertical = np.trunc((block[:-1, :] - block[1:, :]) * 100 / 255)
     horizontal = np.trunc((block[:, :-1] - block[:, 1:]) * 100 / 255)
     quality = min(int(np.abs(vertical).sum() + np.abs(horizontal).sum()) // 90, 100)
     median = np.partition(coefficients, 127)[127]
     bits = (coefficients > median)[::-1]
     return np.packbits(bits).tobytes().hex(), quality
+
+
+def _add_to_block(
+    block: np.ndarray, shape: tuple[int, int], top: int, left: int, delta: np.ndarray
+) -> None:
+    """Add to ``block`` (PDQ's samples of a ``shape`` frame) what changing the frame's luma by
+    ``delta`` at (``top``, ``left``) changes: the filters are linear, so only the changed
+    region is filtered, not the frame again."""
+    rows = _reducer(shape[0])[2]
+    columns = _reducer(shape[1])[2]
+    kernel = _kernel() if USE_KERNEL else None
+    if kernel is not None:
+        kernel.add_region(block, rows, _transposed(shape[1]), top, left, delta)
+    else:
+        height, width = delta.shape
+        block += rows[:, top : top + height] @ delta @ columns[:, left : left + width].T
+
+
+@lru_cache(maxsize=32)
+def _transposed(n: int) -> np.ndarray:
+    transposed = np.ascontiguousarray(_reducer(n)[2].T)
+    transposed.setflags(write=False)
+    return transposed
 
 
 # -- hashes -----------------------------------------------------------------------------------
@@ -170,8 +208,9 @@ class VpdqFrame:
     """Seconds from the first frame."""
     unbarred: str | None = None
     """ncii's addition, not part of Meta's format: the PDQ hash of the frame with its uniform
-    letterbox or pillarbox bars cropped off (``None`` when it has none). Matching tries it
-    besides ``pdq``, so a copy with bars added or removed still matches."""
+    letterbox or pillarbox bars cropped off and the video's static overlay, if one was found,
+    painted over (``None`` when it has neither). Matching tries it besides ``pdq``, so a copy
+    with bars or a logo added or removed still matches."""
 
     @property
     def hashes(self) -> tuple[str, ...]:
@@ -280,22 +319,29 @@ def compute_vpdq(
 ) -> VideoHashes:
     """vPDQ hash and file digests of a video or animation held in memory.
 
-    ``every`` is the seconds between sampled frames (``0``: every frame); ``unbar`` also
-    hashes each frame that has bars without them (:attr:`VpdqFrame.unbarred`). Raises a
+    ``every`` is the seconds between sampled frames (``0``: every frame). ``unbar`` also
+    hashes each frame without what was added to the picture (:attr:`VpdqFrame.unbarred`):
+    uniform bars cut off, and a static overlay found in the first
+    :data:`~ncii.video.OVERLAY_WINDOW` seconds painted over. Raises a
     :class:`~ncii.errors.MediaError` with a one-line message naming ``name``.
     """
     _check_every(every)
     frames: list[VpdqFrame] = []
+    search = _OverlaySearch() if unbar else None
+    overlay: Overlay | None = None
+    # Hashing less often than the overlay search looks (once a second), it looks in between.
+    look = (1.0, search.window) if search is not None and every > 1.0 else None
     with open_video(data, name=name, limits=limits, threads=threads) as video:
-        for frame in video.frames(every):
-            pdq, quality = pdq_frame(frame.rgb)
-            box = find_bars(frame.rgb) if unbar else None
-            unbarred = None
-            if box is not None:
-                inside = frame.rgb[box[0] : box[1], box[2] : box[3]]
-                unbarred = pdq_frame(np.ascontiguousarray(inside))[0]
-            frames.append(VpdqFrame(frame.index, quality, pdq, frame.timestamp, unbarred))
+        for frame in video.frames(every, look=look):
+            if search is not None and frame.timestamp >= search.window:
+                overlay, search = search.finish(frames, data, name, every, limits, threads), None
+            if frame.sampled:
+                frames.append(_hash_frame(frame, unbar, search, overlay))
+            elif search is not None:
+                search.offer(frame, find_bars(frame.rgb), None, hashed=False)
         info, decoded, duration = video.info, video.decoded_frames, video.duration
+    if search is not None:  # the video ended inside the window
+        search.finish(frames, data, name, every, limits, threads)
     digests = compute_digests(data)
     return VideoHashes(
         source=name,
@@ -310,6 +356,119 @@ def compute_vpdq(
         md5=digests["md5"],
         sha256=digests["sha256"],
     )
+
+
+_Box = tuple[int, int, int, int]
+
+
+def _hash_frame(
+    frame: DecodedFrame, unbar: bool, search: _OverlaySearch | None, overlay: Overlay | None
+) -> VpdqFrame:
+    rgb = frame.rgb
+    block = _pdq_block(rgb)
+    pdq, quality = ("0" * 64, 0) if block is None else _pdq_of_block(block)
+    unbarred = None
+    if unbar:
+        box = find_bars(rgb)
+        base, shape = _picture_block(rgb, box, block)
+        if search is not None:
+            search.offer(frame, box, base, hashed=True)
+        change = overlay.change(rgb, box) if overlay is not None else None
+        unbarred = _unbarred(base, shape, box, change)
+    return VpdqFrame(frame.index, quality, pdq, frame.timestamp, unbarred)
+
+
+def _picture_block(
+    rgb: np.ndarray, box: _Box | None, block: np.ndarray | None
+) -> tuple[np.ndarray | None, tuple[int, int]]:
+    """PDQ's samples of the picture inside the bars (the frame's own without bars), and the
+    picture's size."""
+    if box is None:
+        return block, rgb.shape[:2]
+    crop = np.ascontiguousarray(rgb[box[0] : box[1], box[2] : box[3]])
+    return _pdq_block(crop), crop.shape[:2]
+
+
+def _unbarred(
+    base: np.ndarray | None,
+    shape: tuple[int, int],
+    box: _Box | None,
+    change: tuple[int, int, np.ndarray] | None,
+) -> str | None:
+    """The hash of the picture without its bars and with the overlay painted over; ``None``
+    when the frame has neither."""
+    if base is None or (box is None and change is None):
+        return None
+    if change is not None:
+        base = base.copy()
+        _add_to_block(base, shape, *change)
+    return _pdq_of_block(base)[0]
+
+
+class _OverlaySearch:
+    """An :class:`~ncii.video.OverlayFinder` over the first seconds of a video being hashed,
+    and what it takes to hash those frames again once an overlay is found.
+
+    When every frame hashed in the window is one the finder looked at (hashing once a second
+    or less often), their picture blocks and rounded luma are kept (at most 16 frames) and
+    painted from memory; otherwise (hashing every frame) the window is decoded a second time,
+    and only for a video with an overlay.
+    """
+
+    def __init__(self) -> None:
+        kernel = _kernel() if USE_KERNEL else None
+        if kernel is None:
+            self.finder = OverlayFinder()
+        else:
+            self.finder = OverlayFinder(to_luma=kernel.luma, add=kernel.accumulate)
+        self.window = self.finder.window
+        self._kept: list[tuple[_Box | None, np.ndarray | None, tuple[int, int], np.ndarray]] = []
+        self._complete = True
+
+    def offer(
+        self, frame: DecodedFrame, box: _Box | None, base: np.ndarray | None, *, hashed: bool
+    ) -> None:
+        """A frame decoded in the window: ``hashed``, or only looked at (``base`` ``None``)."""
+        plane = self.finder.offer(frame.rgb, frame.timestamp, box)
+        if not hashed:
+            return
+        if plane is None:
+            self._complete = False
+            self._kept.clear()
+        elif self._complete:
+            shape = frame.rgb.shape[:2] if box is None else (box[1] - box[0], box[3] - box[2])
+            self._kept.append((box, base, shape, plane))
+
+    def finish(
+        self,
+        frames: list[VpdqFrame],
+        data: bytes,
+        name: str,
+        every: float,
+        limits: VideoLimits,
+        threads: int,
+    ) -> Overlay | None:
+        """The overlay (or ``None``), after hashing again the frames hashed so far."""
+        overlay = self.finder.result()
+        if overlay is None:
+            return None
+        if self._complete and len(self._kept) == len(frames):
+            for position, (box, base, shape, plane) in enumerate(self._kept):
+                unbarred = _unbarred(base, shape, box, overlay.change(plane, box))
+                frames[position] = replace(frames[position], unbarred=unbarred)
+            self._kept.clear()
+            return overlay
+        with open_video(data, name=name, limits=limits, threads=threads) as video:
+            for position, frame in enumerate(video.frames(every)):
+                if position >= len(frames):
+                    break
+                if frames[position].index == frame.index:
+                    rgb = frame.rgb
+                    box = find_bars(rgb)
+                    base, shape = _picture_block(rgb, box, _pdq_block(rgb) if box is None else None)
+                    unbarred = _unbarred(base, shape, box, overlay.change(rgb, box))
+                    frames[position] = replace(frames[position], unbarred=unbarred)
+        return overlay
 
 
 def _check_every(every: float) -> None:

@@ -292,7 +292,9 @@ class VideoFrame(Base):
     """PDQ hash, 64 lowercase hex digits."""
     quality: Mapped[int] = mapped_column(SmallInteger)
     unbarred: Mapped[str | None] = mapped_column(String(64))
-    """PDQ hash of the frame with its uniform letterbox/pillarbox bars cut away, if it had any."""
+    """The frame's second PDQ hash, when it differs from ``value``: with its uniform
+    letterbox/pillarbox bars cut away and a static overlay (a logo the picture moves under)
+    painted over (``docs/hashing.md``)."""
 
 
 # --- cases, takedown requests, the match log (schema 0003) ------------------------------------
