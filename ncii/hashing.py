@@ -55,6 +55,22 @@ class HashOptions:
         object.__setattr__(self, "signals", tuple(n for n in SIGNAL_TYPES if n in names))
 
     @classmethod
+    def for_uploads(cls, **kwargs: object) -> HashOptions:
+        """Hash uploads to look them up: also the regions of ncii's default detection pipeline
+        (the picture inside bars, a caption or a screenshot frame), as ``ncii match`` does."""
+        from ncii.detection import DEFAULT
+
+        return cls(query_regions=DEFAULT, **kwargs)  # type: ignore[arg-type]
+
+    @classmethod
+    def for_bank(cls, **kwargs: object) -> HashOptions:
+        """Hash reported media for a bank: also the variants of ncii's default detection
+        pipeline (crops, small rotations, its own region), as ``ncii add`` does."""
+        from ncii.detection import DEFAULT
+
+        return cls(bank_variants=DEFAULT, **kwargs)  # type: ignore[arg-type]
+
+    @classmethod
     def full_resolution(cls, **kwargs: object) -> HashOptions:
         """Hash without the 512 px shrink, as HMA and python-threatexchange do."""
         return cls(max_side=None, **kwargs)  # type: ignore[arg-type]

@@ -159,11 +159,15 @@ def test_an_entry_imported_as_hashes_gains_variants_when_its_media_is_added(
     assert imported.exit_code == 0, imported.output
     with open_store(store_url) as store:
         matcher = Matcher(store, refresh_interval=0)
-        options = HashOptions(query_regions=DEFAULT)
+        options = HashOptions.for_uploads()
         crop = hash_file(uploads["crop_12"], options=options)
         assert matcher.match(crop) == []  # a plain hash: the crop is too far from it
+        # The query side alone catches a screenshot of it (plain hashing of the upload does not).
+        screenshot = uploads["screenshot"]
+        assert [m.entry_id for m in matcher.match(hash_file(screenshot, options=options))]
+        assert matcher.match(hash_file(screenshot)) == []
 
-        media = hash_file(PHOTO, options=HashOptions(bank_variants=DEFAULT))
+        media = hash_file(PHOTO, options=HashOptions.for_bank())
         with store.begin() as session:
             summary = ingest.add_entries(
                 session,
