@@ -166,7 +166,7 @@ def add_command(
                         note=note,
                         source=outcome.source,
                         frames=frames,
-                        variants=getattr(outcome.hashes, "pdq_variants", ()),
+                        variants=outcome.hashes.pdq_variants,
                     )
                 )
                 if frames and not any(f.quality >= VPDQ_QUALITY_THRESHOLD for f in frames):

@@ -42,7 +42,7 @@ def item_of(hashes: HashResult, *, include_path: bool = False) -> PackageItem:
         media_type=hashes.media_type,
         frames=tuple(frames),
         path=hashes.source if include_path else None,
-        variants=getattr(hashes, "pdq_variants", ()),
+        variants=hashes.pdq_variants,
     )
 
 

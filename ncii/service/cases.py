@@ -198,8 +198,7 @@ def normalise_number(number: str) -> str:
 def entry_for(hashes: HashResult) -> NewEntry:
     """A bank entry for one hashed file (a video's frame hashes included)."""
     frames = hashes.frames if isinstance(hashes, VideoHashes) else ()
-    variants = getattr(hashes, "pdq_variants", ())
-    return NewEntry(tuple(hashes.signals), frames=tuple(frames), variants=variants)
+    return NewEntry(tuple(hashes.signals), frames=tuple(frames), variants=hashes.pdq_variants)
 
 
 def open_case(

@@ -302,7 +302,7 @@ class Matcher:
         found = self.match_signals(
             hashes.signals,
             dihedral=hashes.pdq_dihedral,
-            regions=getattr(hashes, "pdq_regions", ()),
+            regions=hashes.pdq_regions,
             banks=banks,
             options=options,
             include_inactive=include_inactive,

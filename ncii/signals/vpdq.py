@@ -284,6 +284,16 @@ class VideoHashes:
         """Videos carry no flipped whole-file hashes (same interface as images)."""
         return ()
 
+    @property
+    def pdq_variants(self) -> tuple[()]:
+        """No detection variants: vPDQ frames handle bars and overlays themselves."""
+        return ()
+
+    @property
+    def pdq_regions(self) -> tuple[()]:
+        """No detection regions (same interface as images)."""
+        return ()
+
     def get(self, signal_type: str) -> Signal | None:
         return next((s for s in self.signals if s.type == signal_type), None)
 
