@@ -6,9 +6,11 @@ Pure: no database, web or CLI code. The bytes are read, hashed and dropped withi
 
 from __future__ import annotations
 
+import errno
 import multiprocessing
 import multiprocessing.context
 import os
+import stat
 import sys
 from collections.abc import Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor
@@ -19,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from ncii.detection import BankHash, DetectionPipeline, QueryHash
-from ncii.errors import MediaError, UnsupportedMedia
+from ncii.errors import MediaError, MediaTooLarge, NciiError, UnsupportedMedia
 from ncii.media import DEFAULT_MAX_PIXELS, DEFAULT_MAX_SIDE, DecodeOptions, decode_image
 from ncii.signals import FILE_SIGNALS, IMAGE_SIGNALS, SIGNAL_TYPES, Signal, get_signal_type
 from ncii.signals.exact import compute_digests
@@ -139,6 +141,19 @@ def hash_bytes(
     Raises a :class:`~ncii.errors.MediaError` naming ``name``.
     """
     options = options or HashOptions()
+    try:
+        return _hash_bytes(data, name, options)
+    except NciiError:
+        raise
+    except MemoryError:
+        raise MediaTooLarge(f"{name}: out of memory while decoding") from None
+    except Exception as exc:  # a decoder surprised by hostile bytes: this input's error only
+        raise UnsupportedMedia(
+            f"{name}: cannot be hashed ({type(exc).__name__}: {_one_line(exc)})"
+        ) from None
+
+
+def _hash_bytes(data: bytes, name: str, options: HashOptions) -> HashResult:
     if is_video(data):
         return compute_vpdq(data, name=name, every=options.video_every, limits=options.video_limits)
     wanted = options.signals
@@ -165,6 +180,7 @@ def hash_bytes(
                 signals.append(Signal(kind, compute_imagehash(kind, decoded.image)))
     finally:
         decoded.image.close()
+    signals = _flat_picture_quality(signals)
     digests = compute_digests(data) if any(s in FILE_SIGNALS for s in wanted) else {}
     signals.extend(Signal(kind, digests[kind]) for kind in FILE_SIGNALS if kind in wanted)
     order = {name: i for i, name in enumerate(SIGNAL_TYPES)}
@@ -182,6 +198,19 @@ def hash_bytes(
     )
 
 
+def _flat_picture_quality(signals: list[Signal]) -> list[Signal]:
+    """A picture whose PDQ quality is low (below 50: blank, flat or tiny) says too little for
+    any perceptual hash: every blank picture has the same aHash, dHash, pHash and wHash as it
+    has the same all-zero PDQ. Those hashes carry the PDQ's quality, so matching and banking
+    leave them out like the PDQ itself; only the exact digests still identify the file."""
+    pdq = next((s for s in signals if s.type == "pdq"), None)
+    if pdq is None or not pdq.low_quality:
+        return signals
+    return [
+        Signal(s.type, s.value, pdq.quality) if s.type in IMAGE_SIGNALS else s for s in signals
+    ]
+
+
 def hash_file(path: str | os.PathLike[str], *, options: HashOptions | None = None) -> HashResult:
     """Hash one media file on disk (``-`` reads standard input)."""
     name = os.fspath(path)
@@ -189,45 +218,147 @@ def hash_file(path: str | os.PathLike[str], *, options: HashOptions | None = Non
 
 
 def read_media(name: str) -> bytes:
-    """Read a whole media file, refusing directories, special files and oversized inputs."""
-    if name == "-":
-        return sys.stdin.buffer.read(MAX_FILE_BYTES + 1)
+    """Read a whole media file, refusing directories, special files (FIFOs, sockets, devices:
+    never opened, so never waited on) and oversized inputs."""
+    if isinstance(name, UnreadableInput):
+        raise MediaError(name.error)
+    data = sys.stdin.buffer.read(MAX_FILE_BYTES + 1) if name == "-" else _read_regular(name)
+    if len(data) > MAX_FILE_BYTES:
+        raise UnsupportedMedia(f"{name}: file too large (over {MAX_FILE_BYTES:,} bytes)")
+    return data
+
+
+def _read_regular(name: str) -> bytes:
     try:
-        with open(name, "rb") as handle:
-            stat = os.fstat(handle.fileno())
-            if stat.st_size > MAX_FILE_BYTES:
-                raise UnsupportedMedia(f"{name}: file too large ({stat.st_size:,} bytes)")
-            return handle.read()
-    except IsADirectoryError:
-        raise MediaError(f"{name}: is a directory") from None
-    except FileNotFoundError:
-        raise MediaError(f"{name}: no such file") from None
-    except PermissionError:
-        raise MediaError(f"{name}: permission denied") from None
+        _check_regular(name, os.stat(name))
+        # O_NONBLOCK: should a FIFO replace the file after the check, opening it cannot block.
+        flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0)
+        with os.fdopen(os.open(name, flags), "rb") as handle:
+            info = os.fstat(handle.fileno())
+            _check_regular(name, info)
+            return handle.read(MAX_FILE_BYTES + 1)
     except OSError as exc:
-        raise MediaError(f"{name}: cannot read ({exc.strerror or exc})") from None
+        raise MediaError(_unreachable(name, exc)) from None
+
+
+def _check_regular(name: str, info: os.stat_result) -> None:
+    if stat.S_ISDIR(info.st_mode):
+        raise MediaError(f"{name}: is a directory")
+    if not stat.S_ISREG(info.st_mode):
+        raise MediaError(f"{name}: {_file_kind(info.st_mode)}, not a regular file (not read)")
+    if info.st_size > MAX_FILE_BYTES:
+        raise UnsupportedMedia(f"{name}: file too large ({info.st_size:,} bytes)")
+
+
+def _file_kind(mode: int) -> str:
+    for test, kind in (
+        (stat.S_ISFIFO, "a named pipe (FIFO)"),
+        (stat.S_ISSOCK, "a socket"),
+        (stat.S_ISCHR, "a character device"),
+        (stat.S_ISBLK, "a block device"),
+    ):
+        if test(mode):
+            return kind
+    return "a special file"
+
+
+def _os_reason(exc: OSError) -> str:
+    if exc.errno == errno.ELOOP:
+        return "symbolic link loop"
+    return exc.strerror or _one_line(exc)
+
+
+class UnreadableInput(str):
+    """A path found while walking a tree that cannot be hashed: a directory that cannot be
+    listed, a dangling link, a link loop. It stays in the list of inputs, so the batch reports
+    it like any other failed input instead of skipping it in silence; ``error`` is the one-line
+    reason :func:`read_media` raises for it."""
+
+    error: str
+
+    def __new__(cls, path: str, error: str) -> UnreadableInput:
+        made = super().__new__(cls, path)
+        made.error = error
+        return made
+
+    def __reduce__(self) -> tuple[object, ...]:  # keep ``error`` across worker processes
+        return (UnreadableInput, (str(self), self.error))
 
 
 def expand_inputs(inputs: Iterable[str]) -> list[str]:
     """Files as given, directories walked recursively in sorted order (hidden entries skipped),
-    ``-`` for standard input kept as is."""
+    ``-`` for standard input kept as is.
+
+    Links are followed; what a walk cannot read (a directory it cannot list, a dangling link,
+    a link loop) is kept as an :class:`UnreadableInput`, and special files (FIFOs, sockets,
+    devices) as they are, for hashing to report each as that input's error.
+    """
     paths: list[str] = []
     for item in inputs:
-        path = Path(item)
-        if item != "-" and path.is_dir():
-            paths.extend(
-                str(p)
-                for p in sorted(path.rglob("*"))
-                if p.is_file()
-                and not any(part.startswith(".") for part in p.relative_to(path).parts)
-            )
+        if item != "-" and os.path.isdir(item):
+            paths.extend(_walk(str(Path(item))))
         else:
             paths.append(item)
     return paths
 
 
-def _hidden(relative: Path) -> bool:
-    return any(part.startswith(".") for part in relative.parts)
+def _walk(root: str) -> Iterator[str]:
+    """Depth first, entries in name order, without recursion (a tree may be deep)."""
+    top = os.stat(root)
+    stack: list[tuple[Iterator[os.DirEntry[str]], frozenset[tuple[int, int]]]] = []
+    listed = _list_dir(root)
+    if isinstance(listed, UnreadableInput):
+        yield listed
+        return
+    stack.append((iter(listed), frozenset({(top.st_dev, top.st_ino)})))
+    while stack:
+        entries, above = stack[-1]
+        entry = next(entries, None)
+        if entry is None:
+            stack.pop()
+            continue
+        if entry.name.startswith("."):
+            continue
+        try:
+            info = os.stat(entry.path)  # follows links
+        except OSError as exc:
+            yield UnreadableInput(entry.path, _unreachable(entry.path, exc))
+            continue
+        if not stat.S_ISDIR(info.st_mode):
+            yield entry.path  # a file, or a special file read_media refuses unopened
+            continue
+        key = (info.st_dev, info.st_ino)
+        if key in above:
+            yield UnreadableInput(
+                entry.path,
+                f"{entry.path}: symbolic link loop (leads back to a directory above it), "
+                "not followed",
+            )
+            continue
+        listed = _list_dir(entry.path)
+        if isinstance(listed, UnreadableInput):
+            yield listed
+        else:
+            stack.append((iter(listed), above | {key}))
+
+
+def _list_dir(path: str) -> list[os.DirEntry[str]] | UnreadableInput:
+    try:
+        with os.scandir(path) as found:
+            return sorted(found, key=lambda e: e.name)
+    except OSError as exc:
+        reason = "permission denied" if isinstance(exc, PermissionError) else _os_reason(exc)
+        return UnreadableInput(path, f"{path}: cannot list directory ({reason})")
+
+
+def _unreachable(path: str, exc: OSError) -> str:
+    if isinstance(exc, FileNotFoundError):
+        if os.path.islink(path):
+            return f"{path}: dangling symbolic link (its target does not exist)"
+        return f"{path}: no such file"
+    if isinstance(exc, PermissionError):
+        return f"{path}: permission denied"
+    return f"{path}: cannot read ({_os_reason(exc)})"
 
 
 @dataclass(frozen=True, slots=True)
@@ -251,6 +382,11 @@ def hash_outcome(name: str, options: HashOptions | None = None) -> HashOutcome:
         return HashOutcome(name, None, str(exc))
     except MemoryError:
         return HashOutcome(name, None, f"{name}: out of memory while decoding")
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__
 
 
 def hash_many(

@@ -17,6 +17,7 @@ pixel is decoded, truncated files are refused, and no bytes are kept after the c
 from __future__ import annotations
 
 import io
+import re
 import warnings
 from dataclasses import dataclass
 
@@ -98,11 +99,8 @@ def decode_image(
             image = Image.open(io.BytesIO(data))
         except UnidentifiedImageError:
             raise UnsupportedMedia(f"{name}: not an image ncii can decode") from None
-        except Image.DecompressionBombError:
-            raise MediaTooLarge(
-                f"{name}: image too large to decode, over {2 * (Image.MAX_IMAGE_PIXELS or 0):,} "
-                "pixels (possible decompression bomb)"
-            ) from None
+        except Image.DecompressionBombError as exc:
+            raise MediaTooLarge(_bomb_message(name, exc, options.max_pixels)) from None
         except Exception as exc:  # Pillow plugins raise many types on hostile input
             raise UnsupportedMedia(f"{name}: corrupt image ({_one_line(exc)})") from None
         return _decode(image, name, options)
@@ -119,27 +117,47 @@ def _decode(image: Image.Image, name: str, options: DecodeOptions) -> DecodedIma
         )
     fmt = image.format or "unknown"
     media_type = Image.MIME.get(fmt, f"image/{fmt.lower()}")
-    orientation = image.getexif().get(0x0112, 1) if options.apply_exif_orientation else 1
-    if options.max_side is not None and fmt == "JPEG":
-        target = options.max_side * _DRAFT_FACTOR
-        image.draft("RGB", (target, target))
+    # Every step from here can decode pixels (PNG's getexif() reads the whole file to find an
+    # eXIf chunk after the image data), so all of them stay inside this one error boundary.
     try:
+        orientation = _orientation(image) if options.apply_exif_orientation else 1
+        if options.max_side is not None and fmt == "JPEG":
+            target = options.max_side * _DRAFT_FACTOR
+            image.draft("RGB", (target, target))
         image.load()
         rgb = to_rgb8(image)
+        transpose = _ORIENTATION_TRANSPOSE.get(orientation)
+        if transpose is not None:
+            rgb = rgb.transpose(transpose)
+            if orientation >= 5:
+                width, height = height, width
+        if options.max_side is not None:
+            rgb.thumbnail((options.max_side, options.max_side))
     except Image.DecompressionBombError as exc:
-        raise MediaTooLarge(f"{name}: image too large to decode ({exc})") from None
+        raise MediaTooLarge(_bomb_message(name, exc, options.max_pixels)) from None
     except MemoryError:
         raise MediaTooLarge(f"{name}: out of memory while decoding") from None
     except Exception as exc:  # truncated data, bad chunks, codec errors: all one kind for users
         raise UnsupportedMedia(f"{name}: corrupt or truncated image ({_one_line(exc)})") from None
-    transpose = _ORIENTATION_TRANSPOSE.get(orientation)
-    if transpose is not None:
-        rgb = rgb.transpose(transpose)
-        if orientation >= 5:
-            width, height = height, width
-    if options.max_side is not None:
-        rgb.thumbnail((options.max_side, options.max_side))
     return DecodedImage(rgb, fmt, media_type, width, height)
+
+
+def _bomb_message(name: str, exc: Image.DecompressionBombError, max_pixels: int) -> str:
+    """Pillow refuses images over twice its ``MAX_IMAGE_PIXELS`` (178,956,970) as it opens
+    them, before ncii sees their size: cite ncii's own limit, which is lower by default."""
+    found = re.search(r"\((\d+) pixels\)", str(exc))
+    pixels = int(found.group(1)) if found else None
+    limit = f"the limit of {max_pixels:,}"
+    if pixels is not None and pixels <= max_pixels:  # max_pixels raised above Pillow's own
+        limit = f"Pillow's hard limit of {2 * (Image.MAX_IMAGE_PIXELS or 0):,}"
+    size = f"{pixels:,} pixels" if pixels is not None else "too many pixels"
+    return f"{name}: {size}, over {limit} (possible decompression bomb)"
+
+
+def _orientation(image: Image.Image) -> int:
+    """The EXIF orientation tag (1-8), 1 when absent or not a small integer."""
+    value = image.getexif().get(0x0112, 1)
+    return value if isinstance(value, int) and 1 <= value <= 8 else 1
 
 
 def to_rgb8(image: Image.Image) -> Image.Image:

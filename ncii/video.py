@@ -52,6 +52,17 @@ DEFAULT_MAX_SECONDS = 600.0
 DEFAULT_MAX_PIXELS = 7680 * 4320
 """Pixels in one frame: 8K UHD."""
 
+DEFAULT_MAX_DECODED_PIXELS = 250_000_000_000
+"""Pixels decoded from one video by FFmpeg (width × height × every frame decoded, sampled or
+not): an hour of 1080p at 30 frames a second is 224 G. A header declaring more is refused
+before any frame is decoded; otherwise decoding stops when the count passes it. See
+``docs/robustness.md`` for what it costs to reach."""
+
+DEFAULT_MAX_ANIMATION_PIXELS = 2_000_000_000
+"""Pixels decoded from one animated GIF, PNG or WebP: Pillow draws every frame on the whole
+canvas, ~10x slower per pixel than FFmpeg, so far fewer than a video's. 1,000 frames of
+1920×1080 fit; a 115 KB GIF of 5,000 frames at 7680×4320 (166 G) is refused unread."""
+
 MIN_SIDE = 5
 """PDQ (and vPDQ) cannot hash a frame narrower or shorter than this."""
 
@@ -74,6 +85,11 @@ class VideoLimits:
     max_frames: int = DEFAULT_MAX_FRAMES
     max_seconds: float = DEFAULT_MAX_SECONDS
     max_pixels: int = DEFAULT_MAX_PIXELS
+    """In one frame."""
+    max_decoded_pixels: int = DEFAULT_MAX_DECODED_PIXELS
+    """Over all decoded frames of a video (width × height × frames)."""
+    max_animation_pixels: int = DEFAULT_MAX_ANIMATION_PIXELS
+    """Over all frames of an animated GIF, PNG or WebP (canvas × frames)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -645,6 +661,8 @@ class Video:
         self._image: Image.Image | None = None
         self.decoded_frames = 0
         """Frames decoded so far (sampled or not)."""
+        self.decoded_pixels = 0
+        """Their pixels: width × height of each, summed."""
         self.duration = 0.0
         """Seconds from the first decoded frame to the end of the last one."""
         try:
@@ -707,6 +725,7 @@ class Video:
         codec.options = {"max_pixels": str(self.limits.max_pixels)}
         rate = stream.average_rate or stream.guessed_rate
         declared = self._av.duration / av.time_base if self._av.duration else None
+        self._check_budget(width * height, stream.frames or 0, self.limits.max_decoded_pixels)
         return VideoInfo(
             media_type=self._kind.media_type,
             container=self._kind.kind,
@@ -729,6 +748,9 @@ class Video:
                 raise VideoError(f"{name}: corrupt {self._kind.kind} ({_one_line(exc)})") from None
         width, height = self._image.size
         self._check_size(width, height)
+        # Every frame is drawn on the whole canvas; the count comes from the frames' headers.
+        frames = getattr(self._image, "n_frames", 1)
+        self._check_budget(width * height, frames, self.limits.max_animation_pixels)
         return VideoInfo(
             media_type=self._kind.media_type,
             container=self._kind.kind,
@@ -751,6 +773,17 @@ class Video:
             raise VideoError(
                 f"{self.name}: {width}x{height} frames are too small to hash "
                 f"(at least {MIN_SIDE}x{MIN_SIDE})"
+            )
+
+    def _check_budget(self, frame_pixels: int, frames: int, budget: int) -> None:
+        """Refuse, before decoding anything, a file whose header declares more pixels than
+        ``budget`` (frames × pixels per frame)."""
+        if frames > 0 and frame_pixels * frames > budget:
+            self.close()
+            raise MediaTooLarge(
+                f"{self.name}: {frames:,} frames of {frame_pixels:,} pixels are "
+                f"{frames * frame_pixels:,} pixels to decode, over the limit of {budget:,} "
+                "(possible decompression bomb)"
             )
 
     # -- frames -----------------------------------------------------------------------------
@@ -786,13 +819,20 @@ class Video:
                     ) from None
                 yield VideoFrame(index, timestamp, rgb, sampled)
 
-    def _count_frame(self) -> int:
+    def _count_frame(self, pixels: int, budget: int) -> int:
+        """Count a decoded frame of ``pixels`` against the frame, pixel and time limits."""
         index = self.decoded_frames
         self.decoded_frames += 1
+        self.decoded_pixels += pixels
         if self.decoded_frames > self.limits.max_frames:
             raise MediaTooLarge(
                 f"{self.name}: more than {self.limits.max_frames:,} frames (the limit; raise it "
                 "for longer videos)"
+            )
+        if self.decoded_pixels > budget:
+            raise MediaTooLarge(
+                f"{self.name}: more than {budget:,} pixels to decode after "
+                f"{self.decoded_frames:,} frames (the limit; possible decompression bomb)"
             )
         self._check_time()
         return index
@@ -811,6 +851,7 @@ class Video:
         timeline = _Timeline(1.0 / float(rate) if rate else 1.0 / 25)
         span = _Span()
         max_pixels = self.limits.max_pixels
+        budget = self.limits.max_decoded_pixels
         try:
             for packet in self._av.demux():
                 self._check_time()
@@ -825,7 +866,7 @@ class Video:
                         f"{self.decoded_frames:,} frames ({_why(exc)})"
                     ) from None
                 for frame in decoded:
-                    index = self._count_frame()
+                    index = self._count_frame(frame.width * frame.height, budget)
                     if frame.width * frame.height > max_pixels:
                         raise MediaTooLarge(
                             f"{self.name}: frame {index} is {frame.width}x{frame.height}, over "
@@ -868,7 +909,14 @@ class Video:
         assert image is not None
         elapsed_ms = 0.0
         position = 0
+        canvas = image.size[0] * image.size[1]
+        budget = self.limits.max_animation_pixels
         while True:
+            if self.decoded_pixels + canvas > budget:  # before decoding: a GIF can lie
+                raise MediaTooLarge(
+                    f"{self.name}: more than {budget:,} pixels to decode after {position:,} "
+                    "frames (the limit; possible decompression bomb)"
+                )
             try:
                 image.seek(position)
                 image.load()
@@ -881,7 +929,7 @@ class Video:
                     f"{self.name}: corrupt or truncated {self._kind.kind} at frame {position} "
                     f"({_one_line(exc)})"
                 ) from None
-            index = self._count_frame()
+            index = self._count_frame(canvas, budget)
             delay = image.info.get("duration") or 0
             if self._kind.kind == "gif" and delay < _GIF_MIN_DELAY_MS:
                 delay = _GIF_DEFAULT_DELAY_MS

@@ -256,7 +256,7 @@ def _write_batch(
             continue
         keys = [(s.type, s.value) for s in signals]
         displaced.extend(variant_rows.pop(k) for k in keys if k in variant_rows)
-        identity = [k for k in keys if k[0] in IDENTITY_TYPES] or keys
+        identity = _identity(signals, keys)
         found = sorted({existing[k] for k in identity if k in existing})
         claimed = sorted({claims[k] for k in identity if k in claims})
         # Signals not yet in the bank (a weak hash shared with another photo stays with it).
@@ -395,6 +395,17 @@ def _write_batch(
         indices = sorted(set(notable).union(n for n in new_withdrawn_by if n is not None))
     results = [result(index) for index in indices]
     return _BatchDone(results, len(new), present_count, extended_count)
+
+
+def _identity(signals: Sequence[Signal], keys: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    """The keys that say which entry an item is: its identity signals of usable quality.
+
+    A low-quality PDQ (below 50, Meta's rule: a blank or tiny picture, all zeros at quality 0)
+    is shared by unrelated files, so it never makes two files one entry; nor does anything
+    else marked low quality. With no identity signal, the item's other usable signals are
+    used; with none at all, every key (an item of one weak hash is the entry holding it)."""
+    usable = [k for s, k in zip(signals, keys, strict=True) if not s.low_quality]
+    return [k for k in usable if k[0] in IDENTITY_TYPES] or usable or keys
 
 
 def _existing_signals(
