@@ -94,7 +94,9 @@ def decode_image(
     if not data:
         raise EmptyMedia(f"{name}: empty file (0 bytes)")
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        # Pillow warns about what it skips in hostile files (bad EXIF, tags past the end);
+        # the outcome is the hash or the one-line error, never a multi-line warning.
+        warnings.simplefilter("ignore")
         try:
             image = Image.open(io.BytesIO(data))
         except UnidentifiedImageError:

@@ -696,7 +696,14 @@ class Video:
     def _open_av(self, data: bytes, demuxer: str) -> VideoInfo:
         name = self.name
         try:
-            self._av = av.open(io.BytesIO(data), format=demuxer, metadata_errors="replace")
+            # max_pixels also bounds the frames FFmpeg decodes to probe the streams, before
+            # ncii sees their size (an 8192x8192 claim would otherwise cost ~190 MB here).
+            self._av = av.open(
+                io.BytesIO(data),
+                format=demuxer,
+                metadata_errors="replace",
+                options={"max_pixels": str(self.limits.max_pixels)},
+            )
         except av.FFmpegError as exc:
             raise VideoError(
                 f"{name}: corrupt or truncated {self._kind.kind} ({_why(exc)})"
@@ -762,6 +769,9 @@ class Video:
         )
 
     def _check_size(self, width: int, height: int) -> None:
+        if width <= 0 or height <= 0:
+            self.close()
+            raise VideoError(f"{self.name}: no valid frame size in its header ({width}x{height})")
         if width * height > self.limits.max_pixels:
             self.close()
             raise MediaTooLarge(
