@@ -206,9 +206,7 @@ def _flat_picture_quality(signals: list[Signal]) -> list[Signal]:
     pdq = next((s for s in signals if s.type == "pdq"), None)
     if pdq is None or not pdq.low_quality:
         return signals
-    return [
-        Signal(s.type, s.value, pdq.quality) if s.type in IMAGE_SIGNALS else s for s in signals
-    ]
+    return [Signal(s.type, s.value, pdq.quality) if s.type in IMAGE_SIGNALS else s for s in signals]
 
 
 def hash_file(path: str | os.PathLike[str], *, options: HashOptions | None = None) -> HashResult:

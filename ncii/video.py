@@ -35,6 +35,7 @@ import time
 import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from functools import partial
 
 import av
 import numpy as np
@@ -914,6 +915,20 @@ class Video:
                 f"{declared:.1f} s but its streams end after {actual:.1f} s"
             )
 
+    def _animation_step(self, step: Callable[[], object], position: int) -> None:
+        """Seek to or load a frame; errors become this input's (``EOFError`` ends it)."""
+        try:
+            step()
+        except EOFError:
+            raise
+        except MemoryError:
+            raise MediaTooLarge(f"{self.name}: out of memory while decoding") from None
+        except Exception as exc:  # truncated data, bad chunks: all one kind for users
+            raise VideoError(
+                f"{self.name}: corrupt or truncated {self._kind.kind} at frame {position} "
+                f"({_one_line(exc)})"
+            ) from None
+
     def _animation_frames(self) -> Iterator[tuple[int, float, _RgbMaker]]:
         image = self._image
         assert image is not None
@@ -922,23 +937,16 @@ class Video:
         canvas = image.size[0] * image.size[1]
         budget = self.limits.max_animation_pixels
         while True:
-            if self.decoded_pixels + canvas > budget:  # before decoding: a GIF can lie
+            try:
+                self._animation_step(partial(image.seek, position), position)  # the header
+            except EOFError:
+                break
+            if self.decoded_pixels + canvas > budget:  # the header's count can be wrong
                 raise MediaTooLarge(
                     f"{self.name}: more than {budget:,} pixels to decode after {position:,} "
                     "frames (the limit; possible decompression bomb)"
                 )
-            try:
-                image.seek(position)
-                image.load()
-            except EOFError:
-                break
-            except MemoryError:
-                raise MediaTooLarge(f"{self.name}: out of memory while decoding") from None
-            except Exception as exc:  # truncated data, bad chunks: all one kind for users
-                raise VideoError(
-                    f"{self.name}: corrupt or truncated {self._kind.kind} at frame {position} "
-                    f"({_one_line(exc)})"
-                ) from None
+            self._animation_step(image.load, position)  # the pixels
             index = self._count_frame(canvas, budget)
             delay = image.info.get("duration") or 0
             if self._kind.kind == "gif" and delay < _GIF_MIN_DELAY_MS:
