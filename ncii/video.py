@@ -696,24 +696,15 @@ class Video:
 
     def _open_av(self, data: bytes, demuxer: str) -> VideoInfo:
         name = self.name
-        try:
-            # max_pixels also bounds the frames FFmpeg decodes to probe the streams, before
-            # ncii sees their size (an 8192x8192 claim would otherwise cost ~190 MB here).
-            self._av = av.open(
-                io.BytesIO(data),
-                format=demuxer,
-                metadata_errors="replace",
-                options={"max_pixels": str(self.limits.max_pixels)},
-            )
-        except av.FFmpegError as exc:
-            raise VideoError(
-                f"{name}: corrupt or truncated {self._kind.kind} ({_why(exc)})"
-            ) from None
-        streams = [
-            s
-            for s in self._av.streams.video
-            if not (s.disposition & av.stream.Disposition.attached_pic)
-        ]
+        # max_pixels also bounds the frames FFmpeg decodes to probe the streams, before ncii
+        # sees their size (an H.264 SPS claiming 8192x8192 costs ~190 MB there otherwise).
+        streams = self._probe(data, demuxer, {"max_pixels": str(self.limits.max_pixels)})
+        if streams and streams[0].codec_context and not streams[0].codec_context.width:
+            # A first frame over the limit can leave the size unknown (0x0) when only
+            # decoding tells it: probe again unbounded (FFmpeg's own size limit still holds)
+            # to refuse the file by its size, as before the bounded probe.
+            self.close()
+            streams = self._probe(data, demuxer, None)
         if not streams:
             audio = bool(self._av.streams.audio)
             self.close()
@@ -743,6 +734,24 @@ class Video:
             frame_rate=float(rate) if rate else None,
             declared_duration=declared,
         )
+
+    def _probe(
+        self, data: bytes, demuxer: str, options: dict[str, str] | None
+    ) -> list[av.VideoStream]:
+        """Open the container; its video streams, cover pictures left out."""
+        try:
+            self._av = av.open(
+                io.BytesIO(data), format=demuxer, metadata_errors="replace", options=options
+            )
+        except av.FFmpegError as exc:
+            raise VideoError(
+                f"{self.name}: corrupt or truncated {self._kind.kind} ({_why(exc)})"
+            ) from None
+        return [
+            s
+            for s in self._av.streams.video
+            if not (s.disposition & av.stream.Disposition.attached_pic)
+        ]
 
     def _open_animation(self, data: bytes) -> VideoInfo:
         name = self.name
