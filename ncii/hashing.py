@@ -302,9 +302,12 @@ def expand_inputs(inputs: Iterable[str]) -> list[str]:
 
 def _walk(root: str) -> Iterator[str]:
     """Depth first, entries in name order, without recursion (a tree may be deep)."""
-    top = os.stat(root)
     stack: list[tuple[Iterator[os.DirEntry[str]], frozenset[tuple[int, int]]]] = []
     listed = _list_dir(root)
+    try:
+        top = os.stat(root)
+    except OSError as exc:  # gone since it was found to be a directory
+        listed = UnreadableInput(root, _unreachable(root, exc))
     if isinstance(listed, UnreadableInput):
         yield listed
         return

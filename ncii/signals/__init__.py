@@ -29,7 +29,8 @@ def get_signal_type(name: str) -> SignalType:
 
 @dataclass(frozen=True, slots=True)
 class Signal:
-    """One computed or parsed hash: type, canonical value and (PDQ only) quality."""
+    """One computed or parsed hash: type, canonical value and quality (PDQ's; a picture's
+    imagehash family carries its PDQ quality too when that is low, see ncii.hashing)."""
 
     type: str
     value: str
