@@ -138,6 +138,27 @@ def test_case_package_refuses_in_one_line_and_writes_nothing(tmp_path: Path) -> 
     assert "Traceback" not in result.output and not package.exists()
 
 
+def test_case_open_and_takedown_media_refuse_in_one_line(store_url: str, tmp_path) -> None:
+    trunc = _truncated_png(tmp_path)
+    good = str(VENDORED / "rgb.jpeg")
+    opened = ncii(store_url, "case", "open", good, str(trunc))
+    assert opened.exit_code == exit_codes.SOME_INPUTS_FAILED, opened.output
+    assert _errors(opened.stderr)[0] == (
+        f"error: {trunc}: corrupt or truncated image (image file is truncated)"
+    )
+    request = ["takedown", "new", "--signature", "Jane Doe", "--contact", "jane@example.org"]
+    request += ["--statement", "I did not consent", "--url", "https://example.com/p/1"]
+    taken = ncii(store_url, *request, "--media", good, "--media", str(trunc))
+    assert taken.exit_code == exit_codes.SOME_INPUTS_FAILED, taken.output
+    assert _errors(taken.stderr) == [
+        f"error: {trunc}: corrupt or truncated image (image file is truncated); "
+        "the request was not recorded"
+    ]
+    assert "Traceback" not in opened.output + taken.output
+    listed = ncii(store_url, "takedown", "list", "--format", "jsonl")
+    assert listed.exit_code == 0 and _jsonl(listed.stdout) == []
+
+
 def _formats() -> dict[str, bytes]:
     """One real photo saved in every still format Pillow writes, plus the vendored PNGs."""
     photo = Image.open(VENDORED / "rgb.jpeg")
