@@ -10,6 +10,7 @@ import json
 import os
 import pickle
 import shutil
+import socket
 import subprocess
 import sys
 import time
@@ -280,9 +281,13 @@ def test_special_files_are_refused_unopened_and_never_hang(tmp_path: Path) -> No
     fifo = tmp_path / "upload.jpg"
     os.mkfifo(fifo)
     good = shutil.copy(VENDORED / "rgb.jpeg", tmp_path / "good.jpg")
+    listening = socket.socket(socket.AF_UNIX)
+    listening.bind(str(tmp_path / "sock.jpg"))
+    listening.listen()
     started = time.monotonic()
+    inputs = [str(fifo), "/dev/null", str(tmp_path / "sock.jpg"), str(good)]
     done = subprocess.run(
-        [*NCII, "hash", str(fifo), "/dev/null", str(good), "--format", "jsonl"],
+        [*NCII, "hash", *inputs, "--format", "jsonl"],
         capture_output=True,
         text=True,
         timeout=120,
@@ -292,8 +297,10 @@ def test_special_files_are_refused_unopened_and_never_hang(tmp_path: Path) -> No
     assert _errors(done.stderr) == [
         f"error: {fifo}: a named pipe (FIFO), not a regular file (not read)",
         "error: /dev/null: a character device, not a regular file (not read)",
+        f"error: {tmp_path}/sock.jpg: a socket, not a regular file (not read)",
     ]
-    assert [r.get("error") is None for r in _jsonl(done.stdout)] == [False, False, True]
+    listening.close()
+    assert [r.get("error") is None for r in _jsonl(done.stdout)] == [False, False, False, True]
     with pytest.raises(MediaError, match="dangling symbolic link"):
         (tmp_path / "link.jpg").symlink_to(tmp_path / "nowhere.jpg")
         read_media(str(tmp_path / "link.jpg"))
