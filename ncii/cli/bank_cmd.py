@@ -78,7 +78,7 @@ def create_command(
     Example: ncii bank create partner-x --source partner --trust 90 --threshold pdq=24
     """
     thresholds = _thresholds(threshold)
-    with cli_store(db) as store, store.begin() as session:
+    with cli_store(db, create=True) as store, store.begin() as session:
         bank = banks.create_bank(
             session,
             name,

@@ -75,6 +75,15 @@ def resolve_actor(actor: str | None) -> str:
         return f"uid:{os.getuid()}" if hasattr(os, "getuid") else "unknown"
 
 
+ProgressOption = Annotated[
+    bool | None,
+    typer.Option(
+        "--progress/--no-progress",
+        help="Progress bar on stderr. Default: on when stderr is a terminal.",
+        show_default=False,
+    ),
+]
+
 IndexCacheOption = Annotated[
     bool,
     typer.Option(

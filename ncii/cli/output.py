@@ -35,12 +35,15 @@ def render(
     flat: Callable[[T], Mapping[str, Any]],
     as_json: Callable[[T], Mapping[str, Any]] | None = None,
     title: str | None = None,
+    fold: Sequence[str] = (),
 ) -> None:
     """Write records as they arrive (the table waits for all of them to size its columns).
 
     Table and CSV show ``flat(record)`` restricted to ``columns`` (the table leaves out
     columns that are empty in every row); JSON lines write
-    ``as_json(record)`` (richer, nested) when given, else the flat row.
+    ``as_json(record)`` (richer, nested) when given, else the flat row. Table cells never
+    wrap (a hash or path folded over lines cannot be copied): too long, they end in an
+    ellipsis, and jsonl has the full value; only the ``fold`` columns (free text) wrap.
     """
     if fmt is OutputFormat.jsonl:
         to_json = as_json or flat
@@ -61,7 +64,10 @@ def render(
         shown = [i for i in range(len(columns)) if not rows or any(row[i] for row in cells)]
         table = Table(title=title)
         for i in shown:
-            table.add_column(columns[i], overflow="fold")
+            if columns[i] in fold:
+                table.add_column(columns[i], overflow="fold")
+            else:
+                table.add_column(columns[i], overflow="ellipsis", no_wrap=True)
         for row in cells:
             table.add_row(*(row[i] for i in shown))
         stdout_console.print(table)
@@ -87,4 +93,7 @@ def progress_bar(label: str, *, show: bool | None) -> Progress:
         console=stderr_console,
         disable=not (stderr_console.is_terminal if show is None else show),
         transient=True,
+        # Never capture stdout: it carries the data, redirected to a file or a pipe while the
+        # bar is drawn on the terminal (rich's default sends it to the bar's console).
+        redirect_stdout=False,
     )

@@ -1,0 +1,94 @@
+"""The installed `ncii` on a real terminal: data on stdout only, progress on stderr only,
+results streamed per input (issue 13 items 1, 9, 10, 11; issue 12 item 5)."""
+
+from __future__ import annotations
+
+import json
+import os
+import pty
+import select
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from shared_data import VENDORED
+
+NCII = Path(sys.executable).with_name("ncii")
+TERMINAL_ENV = {"TERM": "xterm-256color", "COLUMNS": "120", "LINES": "40"}
+
+
+def _env(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k not in ("NO_COLOR", "FORCE_COLOR")}
+    return env | TERMINAL_ENV | extra
+
+
+def run_on_terminal(
+    args: list[str], *, stdout_path: Path, stdin_path: Path | None = None, timeout: float = 120
+) -> tuple[int, str]:
+    """Run the installed ncii with stderr (and stdin, unless given) on a pseudo-terminal and
+    stdout redirected to a file, as `ncii ... > file` in a shell; returns (exit code, what the
+    terminal showed)."""
+    controller, terminal = pty.openpty()
+    stdin = stdin_path.open("rb") if stdin_path is not None else terminal
+    with stdout_path.open("wb") as out:
+        process = subprocess.Popen(
+            [str(NCII), *args],
+            stdin=stdin,
+            stdout=out,
+            stderr=terminal,
+            env=_env(),
+            close_fds=True,
+        )
+    os.close(terminal)
+    if stdin_path is not None:
+        stdin.close()  # type: ignore[union-attr]
+    shown = bytearray()
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        ready, _, _ = select.select([controller], [], [], 0.2)
+        if ready:
+            try:
+                chunk = os.read(controller, 65536)
+            except OSError:  # the terminal closed: the process is gone
+                break
+            if not chunk:
+                break
+            shown += chunk
+        elif process.poll() is not None:
+            break
+    code = process.wait(timeout=max(1.0, deadline - time.monotonic()))
+    os.close(controller)
+    return code, shown.decode("utf-8", "replace")
+
+
+PDQ_RGB = "fb4eed46cb8a6c78819ca06b756c541f7b07ef6d02c82fccd00f862166272cda"
+
+
+@pytest.mark.parametrize("mode", ["file", "stdin", "folder"])
+def test_hash_to_a_file_from_a_terminal_keeps_the_data_on_stdout(tmp_path, mode):
+    """Item 1: with stderr on a terminal, the JSON lines go to the redirected stdout, never to
+    the screen, and the progress bar (when shown) stays on the terminal."""
+    out = tmp_path / "hashes.jsonl"
+    if mode == "file":
+        args, stdin = ["hash", str(VENDORED / "rgb.jpeg"), "--format", "jsonl"], None
+    elif mode == "stdin":
+        args, stdin = ["hash", "-"], VENDORED / "rgb.jpeg"
+    else:
+        folder = tmp_path / "uploads"
+        folder.mkdir()
+        for name in ("rgb.jpeg", "LA.png", "small.jpg"):
+            (folder / name).write_bytes((VENDORED / name).read_bytes())
+        args, stdin = ["hash", str(folder), "--format", "jsonl", "--jobs", "0"], None
+    code, shown = run_on_terminal(args, stdout_path=out, stdin_path=stdin)
+    assert code == 0, shown
+    records = [json.loads(line) for line in out.read_text().splitlines()]
+    assert records, "nothing was written to stdout"
+    assert all(r["error"] is None for r in records)
+    if mode != "folder":
+        [record] = records
+        assert {s["type"]: s["value"] for s in record["signals"]}["pdq"] == PDQ_RGB
+    else:
+        assert len(records) == 3
+    assert "signals" not in shown and PDQ_RGB not in shown
