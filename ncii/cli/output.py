@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 import sys
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, TypeVar
@@ -35,15 +36,14 @@ def render(
     flat: Callable[[T], Mapping[str, Any]],
     as_json: Callable[[T], Mapping[str, Any]] | None = None,
     title: str | None = None,
-    fold: Sequence[str] = (),
 ) -> None:
     """Write records as they arrive (the table waits for all of them to size its columns).
 
     Table and CSV show ``flat(record)`` restricted to ``columns`` (the table leaves out
     columns that are empty in every row); JSON lines write
-    ``as_json(record)`` (richer, nested) when given, else the flat row. Table cells never
-    wrap (a hash or path folded over lines cannot be copied): too long, they end in an
-    ellipsis, and jsonl has the full value; only the ``fold`` columns (free text) wrap.
+    ``as_json(record)`` (richer, nested) when given, else the flat row. In a table, long
+    hashes and paths are shortened with an ellipsis and never wrapped (``--format jsonl``
+    keeps the full values); other text folds.
     """
     if fmt is OutputFormat.jsonl:
         to_json = as_json or flat
@@ -59,18 +59,41 @@ def render(
             sys.stdout.flush()
     else:
         rows = [flat(record) for record in records]
-        cells = [["" if r.get(c) is None else str(r.get(c)) for c in columns] for r in rows]
+        cells = [[_cell(c, r.get(c)) for c in columns] for r in rows]
         # Columns empty in every row (video fields on an image match, say) only cost width.
         shown = [i for i in range(len(columns)) if not rows or any(row[i] for row in cells)]
         table = Table(title=title)
         for i in shown:
-            if columns[i] in fold:
-                table.add_column(columns[i], overflow="fold")
+            name = columns[i]
+            if name in PATH_COLUMNS or all(_HEX.fullmatch(row[i]) for row in cells if row[i]):
+                # Already shortened: kept on one line, so it can be read and copied.
+                table.add_column(name, overflow="ellipsis", no_wrap=True)
             else:
-                table.add_column(columns[i], overflow="ellipsis", no_wrap=True)
+                table.add_column(name, overflow="fold")
         for row in cells:
             table.add_row(*(row[i] for i in shown))
         stdout_console.print(table)
+
+
+PATH_COLUMNS = frozenset({"path", "input", "source"})
+"""Columns holding file paths: shortened from the left, so the file name stays in view."""
+PATH_WIDTH = 48
+HASH_SHOWN = 16
+"""Hex digits of a long hash shown in a table (``--format jsonl`` has them all)."""
+_HEX = re.compile(r"[0-9a-f]{20,}(…)?")
+
+
+def _cell(column: str, value: Any) -> str:
+    """A value as a table shows it: long hashes and paths cut with an ellipsis, never
+    wrapped over lines."""
+    if value is None:
+        return ""
+    text = str(value)
+    if _HEX.fullmatch(text):
+        return text[:HASH_SHOWN] + "…"
+    if column in PATH_COLUMNS and len(text) > PATH_WIDTH:
+        return "…" + text[-(PATH_WIDTH - 1) :]
+    return text
 
 
 def error_line(message: str) -> None:

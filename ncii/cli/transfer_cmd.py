@@ -147,6 +147,7 @@ def add_command(
                     on_result=results.append,
                     source_name=_name(hashes),
                 )
+                _require_records(summary, len(results))
             failures = summary.skipped
         else:
             items: list[NewEntry] = []
@@ -220,6 +221,7 @@ def import_command(
     Example: ncii import stopncii fetch.jsonl --format stopncii
     """
     defaults = Provenance(case_ref=case, note=note, signal_type=signal_type)
+    seen: list[AddResult] = []
     with (
         cli_store(db) as store,
         _import_errors(file),
@@ -235,8 +237,10 @@ def import_command(
             defaults=defaults,
             skip_invalid=skip_invalid,
             on_skip=lambda invalid: _skipped(file, invalid),
+            on_result=seen.append,
             source_name=_name(file),
         )
+        _require_records(summary, len(seen))
     typer.echo(_summary_line(summary))
     if summary.skipped:
         raise typer.Exit(exit_codes.SOME_INPUTS_FAILED)
@@ -322,6 +326,14 @@ def _output(name: str) -> Iterator[TextIO]:
     with partial.open("w", encoding="utf-8", newline="") as handle:
         yield handle
     os.replace(partial, name)
+
+
+def _require_records(summary: AddSummary, results: int) -> None:
+    """An import that found nothing to import is an error, not "0 added": an empty or
+    truncated file must not pass for a successful transfer (raised inside the transaction, so
+    not even its audit event is kept)."""
+    if not (results or summary.skipped or summary.withdrawn):
+        raise ImportFailed(None, "the file held no records")
 
 
 def _skipped(file: str, invalid: Invalid) -> None:

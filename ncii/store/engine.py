@@ -124,6 +124,7 @@ def open_store(
     Raises :class:`~ncii.errors.StoreError` when the database cannot be reached or migrated.
     """
     resolved = resolve_url(url)
+    create = create or is_default(url)
     if not create:
         _require_sqlite_file(resolved)
     engine = _create_engine(resolved, make_folder=is_default(url))
