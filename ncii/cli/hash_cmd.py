@@ -33,7 +33,18 @@ CSV_COLUMNS = (
     "duration",
     "error",
 )
-TABLE_COLUMNS = ("path", "media_type", "size", "pdq", "pdq_quality", "frames", "error")
+TABLE_COLUMNS = (
+    "path",
+    "media_type",
+    "size",
+    "pixels",
+    "pdq",
+    "quality",
+    "frames",
+    "signals or error",
+)
+"""The terminal table: every signal of each input on its row, the long digests shortened
+(``--format jsonl`` or csv for the full values)."""
 
 
 def hash_command(
@@ -113,12 +124,14 @@ def hash_command(
                     error_line(outcome.error or outcome.source)
                 yield outcome
 
+    table = output is OutputFormat.table
     render(
         outcomes(),
         fmt=output,
-        columns=TABLE_COLUMNS if output is OutputFormat.table else CSV_COLUMNS,
-        flat=_flat,
+        columns=TABLE_COLUMNS if table else CSV_COLUMNS,
+        flat=_table_row if table else _flat,
         as_json=lambda o: _as_json(o, dihedral),
+        min_widths={"signals or error": SIGNAL_WIDTH},
     )
     if failures:
         note_line(f"{failures} of {len(inputs)} inputs could not be hashed")
@@ -137,6 +150,36 @@ def _flat(outcome: HashOutcome) -> dict[str, Any]:
         if isinstance(h, VideoHashes):
             row |= {"frames": len(h.frames), "duration": round(h.duration, 3)}
     return row
+
+
+def _table_row(outcome: HashOutcome) -> dict[str, Any]:
+    """One input on a terminal: the PDQ hash whole, the other signals as TYPE:VALUE words
+    (wrapped between words, never inside a hash)."""
+    row: dict[str, Any] = {"path": outcome.source, "signals or error": outcome.error}
+    h = outcome.hashes
+    if h is None:
+        return row
+    others = [s for s in h.signals if s.type != "pdq"]
+    pdq = h.get("pdq")
+    row |= {
+        "media_type": h.media_type,
+        "size": h.size,
+        "pixels": f"{h.width}×{h.height}" if h.width and h.height else None,
+        "pdq": pdq.value if pdq else None,
+        "quality": pdq.quality if pdq else None,
+        "signals or error": " ".join(f"{s.type}:{_short(s.value)}" for s in others) or None,
+    }
+    if isinstance(h, VideoHashes):
+        row |= {"frames": len(h.frames)}
+    return row
+
+
+SIGNAL_WIDTH = 24
+"""Room for the longest TYPE:VALUE word of the table, so no hash is folded."""
+
+
+def _short(value: str) -> str:
+    return value if len(value) <= 16 else value[:16] + "…"
 
 
 def _as_json(outcome: HashOutcome, dihedral: bool) -> dict[str, Any]:

@@ -36,6 +36,7 @@ def render(
     flat: Callable[[T], Mapping[str, Any]],
     as_json: Callable[[T], Mapping[str, Any]] | None = None,
     title: str | None = None,
+    min_widths: Mapping[str, int] | None = None,
 ) -> None:
     """Write records as they arrive (the table waits for all of them to size its columns).
 
@@ -65,22 +66,24 @@ def render(
         table = Table(title=title)
         for i in shown:
             name = columns[i]
-            if name in PATH_COLUMNS or all(_HEX.fullmatch(row[i]) for row in cells if row[i]):
+            values = [str(r.get(name)) for r in rows if r.get(name) is not None]
+            if name in PATH_COLUMNS or (values and all(_HEX.fullmatch(v) for v in values)):
                 # Already shortened: kept on one line, so it can be read and copied.
                 table.add_column(name, overflow="ellipsis", no_wrap=True)
-            else:
-                table.add_column(name, overflow="fold")
+            else:  # wrapped between words; a word longer than the column folds
+                table.add_column(name, overflow="fold", min_width=(min_widths or {}).get(name))
         for row in cells:
-            table.add_row(*(row[i] for i in shown))
+            # Text, not markup: a stored "[bold]" or "[/]" is shown as written.
+            table.add_row(*(Text(row[i]) for i in shown))
         stdout_console.print(table)
 
 
 PATH_COLUMNS = frozenset({"path", "input", "source"})
 """Columns holding file paths: shortened from the left, so the file name stays in view."""
-PATH_WIDTH = 48
+PATH_WIDTH = 36
 HASH_SHOWN = 16
 """Hex digits of a long hash shown in a table (``--format jsonl`` has them all)."""
-_HEX = re.compile(r"[0-9a-f]{20,}(…)?")
+_HEX = re.compile(r"[0-9a-f]{20,}")
 
 
 def _cell(column: str, value: Any) -> str:
@@ -88,7 +91,7 @@ def _cell(column: str, value: Any) -> str:
     wrapped over lines."""
     if value is None:
         return ""
-    text = str(value)
+    text = printable(str(value))
     if _HEX.fullmatch(text):
         return text[:HASH_SHOWN] + "…"
     if column in PATH_COLUMNS and len(text) > PATH_WIDTH:
@@ -96,13 +99,25 @@ def _cell(column: str, value: Any) -> str:
     return text
 
 
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+def printable(text: str) -> str:
+    """``text`` with control characters (terminal escape sequences, line breaks) shown as
+    ``\\xNN``: what a file name or a stored field holds must never act on the terminal, and
+    one message stays one line."""
+    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
+
+
 def error_line(message: str) -> None:
     """One line on stderr, never a traceback."""
-    stderr_console.print(Text.assemble(("error: ", "bold red"), message), highlight=False)
+    stderr_console.print(
+        Text.assemble(("error: ", "bold red"), printable(message)), highlight=False
+    )
 
 
 def note_line(message: str) -> None:
-    stderr_console.print(Text(message), highlight=False)
+    stderr_console.print(Text(printable(message)), highlight=False)
 
 
 def progress_bar(label: str, *, show: bool | None) -> Progress:
