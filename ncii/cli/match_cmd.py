@@ -41,7 +41,7 @@ VERDICT_COLUMNS = (
     "input",
     "banks",
     "entries",
-    "signals",
+    "signal",
     "distance",
     "transform",
     "case_refs",
@@ -261,14 +261,14 @@ def _verdict_row(found: _Found) -> dict[str, Any]:
         verdict = "MATCH"
     else:
         verdict = "flagged" if matches else "no match"
-    best = min(matches, key=lambda m: m.distance, default=None)
+    best = min(matches, key=lambda m: (m.distance, m.signal_type != "pdq"), default=None)
     video = next((m.video for m in matches if m.video is not None), None)
     return {
         "verdict": verdict,
         "input": found.source,
         "banks": ", ".join(sorted({m.bank for m in matches})) or None,
         "entries": ", ".join(str(i) for i in sorted({m.entry_id for m in matches})) or None,
-        "signals": ", ".join(sorted({m.signal_type for m in matches})) or None,
+        "signal": best.signal_type if best else None,
         "distance": best.distance if best else None,
         "transform": best.transform if best and best.transform != "original" else None,
         "case_refs": ", ".join(sorted({m.case_ref for m in matches if m.case_ref})) or None,

@@ -80,7 +80,8 @@ def render(
 
 PATH_COLUMNS = frozenset({"path", "input", "source"})
 """Columns holding file paths: shortened from the left, so the file name stays in view."""
-PATH_WIDTH = 36
+PATH_SHARE = 0.22
+"""The share of the terminal's width a path may take (16 to 48 characters)."""
 HASH_SHOWN = 16
 """Hex digits of a long hash shown in a table (``--format jsonl`` has them all)."""
 _HEX = re.compile(r"[0-9a-f]{20,}")
@@ -94,8 +95,9 @@ def _cell(column: str, value: Any) -> str:
     text = printable(str(value))
     if _HEX.fullmatch(text):
         return text[:HASH_SHOWN] + "…"
-    if column in PATH_COLUMNS and len(text) > PATH_WIDTH:
-        return "…" + text[-(PATH_WIDTH - 1) :]
+    width = max(16, min(48, int(stdout_console.width * PATH_SHARE)))
+    if column in PATH_COLUMNS and len(text) > width:
+        return "…" + text[-(width - 1) :]
     return text
 
 
