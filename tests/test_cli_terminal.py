@@ -92,3 +92,77 @@ def test_hash_to_a_file_from_a_terminal_keeps_the_data_on_stdout(tmp_path, mode)
     else:
         assert len(records) == 3
     assert "signals" not in shown and PDQ_RGB not in shown
+
+
+# -- item 9: progress on stderr when it is a terminal, nothing otherwise ----------------------
+
+
+def _store_with_bank(tmp_path: Path) -> str:
+    from typer.testing import CliRunner
+
+    from ncii.cli.app import app
+
+    url = f"sqlite:///{tmp_path / 'ncii.db'}"
+    assert CliRunner().invoke(app, ["bank", "create", "reports", "--db", url]).exit_code == 0
+    return url
+
+
+def _folder(tmp_path: Path, names: tuple[str, ...] = ("rgb.jpeg", "LA.png", "small.jpg")) -> Path:
+    folder = tmp_path / "uploads"
+    folder.mkdir()
+    for name in names:
+        (folder / name).write_bytes((VENDORED / name).read_bytes())
+    return folder
+
+
+@pytest.mark.parametrize("command", ["add", "match", "import"])
+def test_long_commands_show_progress_on_a_terminal_only(tmp_path: Path, command: str) -> None:
+    url = _store_with_bank(tmp_path)
+    folder = _folder(tmp_path)
+    hashes = tmp_path / "hashes.csv"
+    hashes.write_text("signal_type,value\n" + "".join(f"pdq,{i:064x}\n" for i in range(1, 500)))
+    args, label = {
+        "add": (["add", "reports", str(folder), "--pipeline", "pdq"], "hashing"),
+        "match": (["match", str(folder), "--format", "jsonl"], "matching"),
+        "import": (["import", "reports", str(hashes), "--format", "csv"], "importing"),
+    }[command]
+    code, shown = run_on_terminal([*args, "--db", url], stdout_path=tmp_path / "out")
+    assert code == 0, shown
+    assert label in shown
+    plain = subprocess.run(
+        [str(NCII), *args, "--db", url], capture_output=True, text=True, env=_env(), check=False
+    )
+    assert label not in plain.stderr and label not in plain.stdout
+
+
+# -- issue 12 item 5: results stream, one input at a time -------------------------------------
+
+
+def test_match_writes_each_inputs_rows_before_the_next_is_hashed(tmp_path: Path) -> None:
+    """The second input is standard input, held open: the first input's row must arrive
+    before it is sent."""
+    url = _store_with_bank(tmp_path)
+    process = subprocess.Popen(
+        [str(NCII), "match", str(VENDORED / "rgb.jpeg"), "-", "--db", url, "-f", "jsonl"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=_env(),
+    )
+    assert process.stdin is not None and process.stdout is not None
+    try:
+        ready, _, _ = select.select([process.stdout], [], [], 60)
+        assert ready, "no output while the last input was still pending"
+        first = json.loads(process.stdout.readline())
+        assert first["input"].endswith("rgb.jpeg") and first["error"] is None
+        assert process.poll() is None  # still waiting for the second input
+        process.stdin.write((VENDORED / "LA.png").read_bytes())
+        process.stdin.close()
+        rest = process.stdout.read().decode()
+        assert process.wait(timeout=60) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    [second] = [json.loads(line) for line in rest.splitlines()]
+    assert second["input"] == "-" and second["error"] is None

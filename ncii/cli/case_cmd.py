@@ -21,7 +21,7 @@ from ncii.cli.options import (
     resolve_actor,
     resolve_jobs,
 )
-from ncii.cli.output import choose_format, error_line, note_line, render
+from ncii.cli.output import choose_format, error_line, note_line, render, with_progress
 from ncii.detection import DEFAULT
 from ncii.hashing import HashOptions, HashResult, expand_inputs, hash_many
 from ncii.service import case_package, cases
@@ -56,7 +56,9 @@ def _hash_all(paths: list[str], jobs: int) -> list[HashResult]:
     Hashed for a bank: with the default pipeline's variants of each picture."""
     results, failed = [], 0
     options = HashOptions(bank_variants=DEFAULT)
-    for outcome in hash_many(expand_inputs(paths), options=options, jobs=resolve_jobs(jobs)):
+    inputs = expand_inputs(paths)
+    hashed = hash_many(inputs, options=options, jobs=resolve_jobs(jobs))
+    for outcome in with_progress(hashed, "hashing", inputs):
         if outcome.hashes is None:
             failed += 1
             error_line(outcome.error or outcome.source)

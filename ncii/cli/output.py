@@ -6,8 +6,9 @@ import csv
 import json
 import re
 import sys
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import Any, TypeVar
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from typing import Any, TextIO, TypeVar
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
@@ -137,3 +138,52 @@ def progress_bar(label: str, *, show: bool | None) -> Progress:
         # bar is drawn on the terminal (rich's default sends it to the bar's console).
         redirect_stdout=False,
     )
+
+
+class CountingReader:
+    """A text stream that advances a progress bar by the characters read from it, so an
+    import of a large file shows how far it has got (rows are read lazily, in order)."""
+
+    def __init__(self, stream: TextIO, advance: Callable[[int], None]) -> None:
+        self._stream = stream
+        self._advance = advance
+
+    def __iter__(self) -> Iterator[str]:
+        return self
+
+    def __next__(self) -> str:
+        line = next(self._stream)
+        self._advance(len(line))
+        return line
+
+    def readline(self, size: int = -1) -> str:
+        line = self._stream.readline(size)
+        self._advance(len(line))
+        return line
+
+    def read(self, size: int = -1) -> str:
+        text = self._stream.read(size)
+        self._advance(len(text))
+        return text
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream, name)
+
+
+@contextmanager
+def reading_progress(stream: TextIO, label: str, *, total: int | None) -> Iterator[TextIO]:
+    """``stream`` wrapped to show a bar of how much of it was read (``total``: its size, if
+    known), on stderr when it is a terminal."""
+    with progress_bar(label, show=None) as bar:
+        task = bar.add_task(label, total=total)
+        yield CountingReader(stream, lambda n: bar.advance(task, n))  # type: ignore[return-value]
+
+
+def with_progress(items: Iterable[T], label: str, inputs: Sequence[Any]) -> Iterator[T]:
+    """``items`` passed through while a bar counts them against ``inputs`` (on stderr, when
+    it is a terminal)."""
+    with progress_bar(label, show=None) as bar:
+        task = bar.add_task(label, total=len(inputs))
+        for item in items:
+            bar.advance(task)
+            yield item
