@@ -100,8 +100,8 @@ def decode_image(
             raise UnsupportedMedia(f"{name}: not an image ncii can decode") from None
         except Image.DecompressionBombError:
             raise MediaTooLarge(
-                f"{name}: image too large to decode, over {2 * (Image.MAX_IMAGE_PIXELS or 0):,} "
-                "pixels (possible decompression bomb)"
+                f"{name}: image too large, over the limit of {options.max_pixels:,} pixels "
+                "(possible decompression bomb)"
             ) from None
         except Exception as exc:  # Pillow plugins raise many types on hostile input
             raise UnsupportedMedia(f"{name}: corrupt image ({_one_line(exc)})") from None

@@ -20,6 +20,7 @@ bank_app = typer.Typer(
     name="bank",
     help="Create, list, show, update, rename and delete hash banks.",
     no_args_is_help=True,
+    rich_markup_mode=None,
 )
 
 BankArgument = Annotated[str, typer.Argument(help="The bank's name.", show_default=False)]

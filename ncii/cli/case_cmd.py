@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -32,6 +33,7 @@ case_app = typer.Typer(
     name="case",
     help="Victim cases: open one from hashes (never media), check its status, withdraw it.",
     no_args_is_help=True,
+    rich_markup_mode=None,
 )
 
 CaseArgument = Annotated[
@@ -226,6 +228,12 @@ def _read(path: Path) -> str:
 
 def _pin(pin_file: Path | None) -> str:
     if pin_file is None:
+        if not sys.stdin.isatty():  # piped: read it, rather than have getpass warn
+            pin = sys.stdin.readline().strip()
+            if not pin:
+                error_line("no PIN on standard input (or give --pin-file)")
+                raise typer.Exit(exit_codes.USAGE)
+            return pin
         return typer.prompt("PIN", hide_input=True)
     lines = _read(pin_file).splitlines()
     if not lines or not lines[0].strip():

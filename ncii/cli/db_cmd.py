@@ -21,6 +21,7 @@ db_app = typer.Typer(
     name="db",
     help="The hash store's database: show, upgrade and downgrade its schema.",
     no_args_is_help=True,
+    rich_markup_mode=None,
 )
 
 
@@ -72,7 +73,7 @@ def upgrade_command(
 
     Safe to run while other ncii processes use the database.
 
-    Example: ncii db upgrade --db postgresql://ncii@db.internal/ncii
+    Example: ncii db upgrade --db postgresql+psycopg://ncii@db.internal/ncii
     """
     with cli_store(db, migrate_schema=False, create=True) as store:
         before = _revision(store)

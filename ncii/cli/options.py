@@ -50,7 +50,8 @@ DbOption = Annotated[
         "--db",
         envvar="NCII_DATABASE_URL",
         show_envvar=True,
-        help="Database URL (sqlite:///PATH, postgresql://USER@HOST/DB) or a SQLite file path. "
+        help="Database URL (sqlite:///PATH, postgresql+psycopg://USER@HOST/DB) or a SQLite "
+        "file path, holding an ncii store (`ncii bank create` or `ncii db upgrade` make one). "
         "Default: ncii.db in your user data directory, created on first use.",
     ),
 ]

@@ -57,7 +57,7 @@ def render(
         writer = csv.DictWriter(sys.stdout, fieldnames=list(columns), extrasaction="ignore")
         writer.writeheader()
         for record in records:
-            writer.writerow({k: ("" if v is None else v) for k, v in flat(record).items()})
+            writer.writerow({k: _csv_value(v) for k, v in flat(record).items()})
             sys.stdout.flush()
     else:
         rows = [flat(record) for record in records]
@@ -88,11 +88,19 @@ HASH_SHOWN = 16
 _HEX = re.compile(r"[0-9a-f]{20,}")
 
 
+def _csv_value(value: Any) -> Any:
+    if value is None:
+        return ""
+    return json.dumps(value, ensure_ascii=False) if isinstance(value, dict | list) else value
+
+
 def _cell(column: str, value: Any) -> str:
     """A value as a table shows it: long hashes and paths cut with an ellipsis, never
     wrapped over lines."""
     if value is None:
         return ""
+    if isinstance(value, dict | list):  # audit details and the like: JSON, not a Python repr
+        value = json.dumps(value, ensure_ascii=False, separators=(", ", ": "))
     text = printable(str(value))
     if _HEX.fullmatch(text):
         return text[:HASH_SHOWN] + "…"
