@@ -166,3 +166,108 @@ def test_match_writes_each_inputs_rows_before_the_next_is_hashed(tmp_path: Path)
             process.wait()
     [second] = [json.loads(line) for line in rest.splitlines()]
     assert second["input"] == "-" and second["error"] is None
+
+
+# -- item 11: help texts and messages --------------------------------------------------------
+
+
+def _help(*command: str) -> str:
+    from typer.testing import CliRunner
+
+    from ncii.cli.app import app
+
+    result = CliRunner().invoke(app, [*command, "--help"], terminal_width=200)
+    assert result.exit_code == 0, result.output
+    return result.stdout
+
+
+def test_help_paragraphs_are_not_broken_mid_sentence() -> None:
+    text = _help("hash")
+    [line] = [line for line in text.splitlines() if "Bad inputs are reported" in line]
+    assert "2 on a bad command line" in line  # one paragraph, one line at 200 columns
+    assert "<bool>" not in text
+    assert "pdq,phash,dhash,ahash,whash,md5,sha256" in text  # the whole default
+
+
+def test_help_names_the_url_the_readme_uses() -> None:
+    for command in (["match"], ["db", "upgrade"], ["audit", "verify"]):
+        text = _help(*command)
+        assert "postgresql+psycopg://" in text and "postgresql://" not in text
+
+
+def test_a_piped_pin_gives_no_getpass_warning(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from ncii.cli.app import app
+
+    url = f"sqlite:///{tmp_path / 'ncii.db'}"
+    assert CliRunner().invoke(app, ["db", "upgrade", "--db", url]).exit_code == 0
+    result = subprocess.run(
+        [str(NCII), "case", "status", "NC-ZZZZ-ZZZZ", "--db", url],
+        input="1234\n",
+        capture_output=True,
+        text=True,
+        env=_env(),
+        start_new_session=True,  # no controlling terminal: getpass would fall back and warn
+        check=False,
+    )
+    assert result.returncode == 3, result.stderr
+    assert "Warning" not in result.stderr and "getpass" not in result.stderr
+    assert result.stderr.strip() == "error: no case 'NC-ZZZZ-ZZZZ'"
+
+
+def test_audit_details_are_json_not_a_python_repr(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from ncii.cli.app import app
+
+    url = f"sqlite:///{tmp_path / 'ncii.db'}"
+    runner = CliRunner()
+    assert runner.invoke(app, ["bank", "create", "reports", "--db", url]).exit_code == 0
+    for fmt in ("table", "csv"):
+        shown = runner.invoke(app, ["audit", "list", "--db", url, "-f", fmt], terminal_width=200)
+        assert shown.exit_code == 0, shown.output
+        assert "{'" not in shown.stdout and '{"' in shown.stdout
+
+
+def test_one_wrong_pin_left_reads_right(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from ncii.cli.app import app
+
+    url = f"sqlite:///{tmp_path / 'ncii.db'}"
+    runner = CliRunner()
+    assert runner.invoke(app, ["db", "upgrade", "--db", url]).exit_code == 0
+    opened = runner.invoke(
+        app, ["case", "open", str(VENDORED / "rgb.jpeg"), "--db", url, "-f", "jsonl"]
+    )
+    assert opened.exit_code == 0, opened.output
+    number = json.loads(opened.stdout)["case"]
+    messages = [
+        runner.invoke(app, ["case", "status", number, "--db", url], input="000000\n").stderr
+        for _ in range(4)
+    ]
+    assert "(1 more wrong PIN locks the case" in messages[-1]
+    assert "(2 more wrong PINs lock the case" in messages[-2]
+
+
+def test_a_huge_png_is_refused_citing_nciis_limit(tmp_path: Path) -> None:
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return (
+            struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+        )
+
+    header = struct.pack(">IIBBBBB", 20_000, 20_000, 8, 0, 0, 0, 0)  # 400 MP, 8-bit grey
+    png = tmp_path / "huge.png"
+    png.write_bytes(
+        b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\0" * 64))
+        + chunk(b"IEND", b"")
+    )  # fmt: skip
+    result = subprocess.run(
+        [str(NCII), "hash", str(png)], capture_output=True, text=True, env=_env(), check=False
+    )
+    assert result.returncode == 1
+    assert "150,000,000" in result.stderr and "178,956,970" not in result.stderr
