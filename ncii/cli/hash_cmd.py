@@ -33,16 +33,7 @@ CSV_COLUMNS = (
     "duration",
     "error",
 )
-TABLE_COLUMNS = (
-    "path",
-    "media_type",
-    "size",
-    "pixels",
-    "pdq",
-    "quality",
-    "frames",
-    "signals or error",
-)
+TABLE_COLUMNS = ("path", "media_type", "size", "pixels", "signals or error")
 """The terminal table: every signal of each input on its row, the long digests shortened
 (``--format jsonl`` or csv for the full values)."""
 
@@ -153,25 +144,25 @@ def _flat(outcome: HashOutcome) -> dict[str, Any]:
 
 
 def _table_row(outcome: HashOutcome) -> dict[str, Any]:
-    """One input on a terminal: the PDQ hash whole, the other signals as TYPE:VALUE words
-    (wrapped between words, never inside a hash)."""
+    """One input on a terminal: every signal as a TYPE:VALUE word, PDQ first with its quality
+    (wrapped between words, never inside a hash; long digests end in an ellipsis)."""
     row: dict[str, Any] = {"path": outcome.source, "signals or error": outcome.error}
     h = outcome.hashes
     if h is None:
         return row
-    others = [s for s in h.signals if s.type != "pdq"]
-    pdq = h.get("pdq")
-    row |= {
+    words = []
+    for signal in sorted(h.signals, key=lambda s: s.type != "pdq"):
+        words.append(f"{signal.type}:{_short(signal.value)}")
+        if signal.quality is not None:
+            words.append(f"quality:{signal.quality}")
+    if isinstance(h, VideoHashes):
+        words.append(f"frames:{len(h.frames)}")
+    return row | {
         "media_type": h.media_type,
         "size": h.size,
         "pixels": f"{h.width}×{h.height}" if h.width and h.height else None,
-        "pdq": pdq.value if pdq else None,
-        "quality": pdq.quality if pdq else None,
-        "signals or error": " ".join(f"{s.type}:{_short(s.value)}" for s in others) or None,
+        "signals or error": " ".join(words) or None,
     }
-    if isinstance(h, VideoHashes):
-        row |= {"frames": len(h.frames)}
-    return row
 
 
 SIGNAL_WIDTH = 24
