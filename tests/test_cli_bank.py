@@ -85,8 +85,12 @@ def test_bank_rename_and_delete(store_url: str, tmp_path: Path) -> None:
 
 
 def test_db_current_and_upgrade(empty_database_url: str) -> None:
-    [before] = _jsonl(ncii(empty_database_url, "db", "current").stdout)
-    assert (before["revision"], before["state"]) == (None, "empty")
+    current = ncii(empty_database_url, "db", "current")
+    if empty_database_url.startswith("sqlite"):  # no file yet: reading must not create one
+        assert current.exit_code == exit_codes.ERROR and "no ncii database" in current.stderr
+    else:
+        [before] = _jsonl(current.stdout)
+        assert (before["revision"], before["state"]) == (None, "empty")
     upgraded = ncii(empty_database_url, "db", "upgrade")
     assert upgraded.exit_code == 0 and "upgraded from an empty database" in upgraded.stderr
     [after] = _jsonl(ncii(empty_database_url, "db", "current").stdout)

@@ -318,7 +318,8 @@ def test_tx_export_has_active_entries_in_pytx_names(store: Store, bank: str) -> 
     with store.begin() as session:
         ingest.add_entries(session, "b", items, actor="t")
         summary = transfer.export_bank(session, "b", out := io.StringIO(), "tx")
-    assert out.getvalue() == f"pdq {PDQ[0]}\nvideo_md5 {MD5}\nvideo_sha256 {SHA}\n"
+    # A photo's digest is a photo_md5 (issue 13 item 7); a digest-only entry keeps video_*.
+    assert out.getvalue() == f"pdq {PDQ[0]}\nphoto_md5 {MD5}\nvideo_sha256 {SHA}\n"
     assert (summary.entries, summary.signals, summary.left_out) == (3, 3, 2)
     # ...and read back by the tx reader.
     assert _import(store, out.getvalue(), "tx").present == 3

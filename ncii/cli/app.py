@@ -24,6 +24,7 @@ app = typer.Typer(
     name="ncii",
     help="Hash, bank and match non-consensual intimate imagery without ever storing it.",
     no_args_is_help=True,
+    rich_markup_mode=None,
     add_completion=False,
     pretty_exceptions_enable=False,
 )

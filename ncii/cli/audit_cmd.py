@@ -17,6 +17,7 @@ audit_app = typer.Typer(
     name="audit",
     help="The append-only, hash-chained audit log: list it, verify it.",
     no_args_is_help=True,
+    rich_markup_mode=None,
 )
 
 
@@ -27,7 +28,7 @@ def verify_command(db: DbOption = None, fmt: FormatOption = None) -> None:
     Keep the head hash it prints somewhere else: a later run showing the same (or a chain that
     continues from it) proves nothing before it was rewritten.
 
-    Example: ncii audit verify --db postgresql://ncii@db/ncii
+    Example: ncii audit verify --db postgresql+psycopg://ncii@db/ncii
     """
     with cli_store(db) as store, store.read() as session:
         report = audit.verify_chain(session)

@@ -20,6 +20,7 @@ bank_app = typer.Typer(
     name="bank",
     help="Create, list, show, update, rename and delete hash banks.",
     no_args_is_help=True,
+    rich_markup_mode=None,
 )
 
 BankArgument = Annotated[str, typer.Argument(help="The bank's name.", show_default=False)]
@@ -78,7 +79,7 @@ def create_command(
     Example: ncii bank create partner-x --source partner --trust 90 --threshold pdq=24
     """
     thresholds = _thresholds(threshold)
-    with cli_store(db) as store, store.begin() as session:
+    with cli_store(db, create=True) as store, store.begin() as session:
         bank = banks.create_bank(
             session,
             name,

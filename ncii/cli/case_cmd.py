@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -21,7 +22,7 @@ from ncii.cli.options import (
     resolve_actor,
     resolve_jobs,
 )
-from ncii.cli.output import choose_format, error_line, note_line, render
+from ncii.cli.output import choose_format, error_line, note_line, render, with_progress
 from ncii.detection import DEFAULT
 from ncii.hashing import HashOptions, HashResult, expand_inputs, hash_many
 from ncii.service import case_package, cases
@@ -32,6 +33,7 @@ case_app = typer.Typer(
     name="case",
     help="Victim cases: open one from hashes (never media), check its status, withdraw it.",
     no_args_is_help=True,
+    rich_markup_mode=None,
 )
 
 CaseArgument = Annotated[
@@ -56,7 +58,9 @@ def _hash_all(paths: list[str], jobs: int) -> list[HashResult]:
     Hashed for a bank: with the default pipeline's variants of each picture."""
     results, failed = [], 0
     options = HashOptions(bank_variants=DEFAULT)
-    for outcome in hash_many(expand_inputs(paths), options=options, jobs=resolve_jobs(jobs)):
+    inputs = expand_inputs(paths)
+    hashed = hash_many(inputs, options=options, jobs=resolve_jobs(jobs))
+    for outcome in with_progress(hashed, "hashing", inputs):
         if outcome.hashes is None:
             failed += 1
             error_line(outcome.error or outcome.source)
@@ -224,6 +228,12 @@ def _read(path: Path) -> str:
 
 def _pin(pin_file: Path | None) -> str:
     if pin_file is None:
+        if not sys.stdin.isatty():  # piped: read it, rather than have getpass warn
+            pin = sys.stdin.readline().strip()
+            if not pin:
+                error_line("no PIN on standard input (or give --pin-file)")
+                raise typer.Exit(exit_codes.USAGE)
+            return pin
         return typer.prompt("PIN", hide_input=True)
     lines = _read(pin_file).splitlines()
     if not lines or not lines[0].strip():

@@ -13,14 +13,15 @@ from sqlalchemy.exc import DBAPIError
 from ncii.cli import exit_codes
 from ncii.cli.options import DbOption, FormatOption
 from ncii.cli.output import choose_format, error_line, note_line, render
-from ncii.errors import InvalidArgument, NciiError
+from ncii.errors import InvalidArgument, NciiError, StoreError
 from ncii.store import migrate
-from ncii.store.engine import Store, open_store, shown_url
+from ncii.store.engine import Store, is_in_memory, open_store, resolve_url, shown_url
 
 db_app = typer.Typer(
     name="db",
     help="The hash store's database: show, upgrade and downgrade its schema.",
     no_args_is_help=True,
+    rich_markup_mode=None,
 )
 
 
@@ -43,10 +44,24 @@ def cli_errors() -> Iterator[None]:
 
 
 @contextmanager
-def cli_store(db: str | None, *, migrate_schema: bool = True) -> Iterator[Store]:
-    """Open the store for one command, inside the error boundary."""
-    with cli_errors(), open_store(db, migrate_schema=migrate_schema) as store:
-        yield store
+def cli_store(
+    db: str | None, *, migrate_schema: bool = True, create: bool = False
+) -> Iterator[Store]:
+    """Open the store for one command, inside the error boundary.
+
+    Only ``create=True`` commands (``bank create``, ``db upgrade``) and the default database
+    may create a store: elsewhere a path or URL holding no ncii store is an error, so a typo
+    never matches against an empty database. An in-memory SQLite database is refused: nothing
+    done in it would outlive the command.
+    """
+    with cli_errors():
+        if db is not None and is_in_memory(resolve_url(db)):
+            raise StoreError(
+                f"--db {db!r} is an in-memory database that vanishes when the command ends; "
+                "give a file path or sqlite:///PATH"
+            )
+        with open_store(db, migrate_schema=migrate_schema, create=create) as store:
+            yield store
 
 
 @db_app.command("upgrade")
@@ -58,9 +73,9 @@ def upgrade_command(
 
     Safe to run while other ncii processes use the database.
 
-    Example: ncii db upgrade --db postgresql://ncii@db.internal/ncii
+    Example: ncii db upgrade --db postgresql+psycopg://ncii@db.internal/ncii
     """
-    with cli_store(db, migrate_schema=False) as store:
+    with cli_store(db, migrate_schema=False, create=True) as store:
         before = _revision(store)
         migrate.upgrade(store.engine, revision)
         after = _revision(store)

@@ -19,6 +19,7 @@ entry_app = typer.Typer(
     name="entry",
     help="List a bank's entries; disable, enable or withdraw them.",
     no_args_is_help=True,
+    rich_markup_mode=None,
 )
 
 ENTRY_COLUMNS = ("id", "status", "types", "pdq", "external_id", "case_ref", "created_at")

@@ -33,7 +33,9 @@ CSV_COLUMNS = (
     "duration",
     "error",
 )
-TABLE_COLUMNS = ("path", "media_type", "size", "pdq", "pdq_quality", "frames", "error")
+TABLE_COLUMNS = ("path", "media_type", "size", "pixels", "signals or error")
+"""The terminal table: every signal of each input on its row, the long digests shortened
+(``--format jsonl`` or csv for the full values)."""
 
 
 def hash_command(
@@ -113,12 +115,14 @@ def hash_command(
                     error_line(outcome.error or outcome.source)
                 yield outcome
 
+    table = output is OutputFormat.table
     render(
         outcomes(),
         fmt=output,
-        columns=TABLE_COLUMNS if output is OutputFormat.table else CSV_COLUMNS,
-        flat=_flat,
+        columns=TABLE_COLUMNS if table else CSV_COLUMNS,
+        flat=_table_row if table else _flat,
         as_json=lambda o: _as_json(o, dihedral),
+        min_widths={"signals or error": SIGNAL_WIDTH},
     )
     if failures:
         note_line(f"{failures} of {len(inputs)} inputs could not be hashed")
@@ -137,6 +141,36 @@ def _flat(outcome: HashOutcome) -> dict[str, Any]:
         if isinstance(h, VideoHashes):
             row |= {"frames": len(h.frames), "duration": round(h.duration, 3)}
     return row
+
+
+def _table_row(outcome: HashOutcome) -> dict[str, Any]:
+    """One input on a terminal: every signal as a TYPE:VALUE word, PDQ first with its quality
+    (wrapped between words, never inside a hash; long digests end in an ellipsis)."""
+    row: dict[str, Any] = {"path": outcome.source, "signals or error": outcome.error}
+    h = outcome.hashes
+    if h is None:
+        return row
+    words = []
+    for signal in sorted(h.signals, key=lambda s: s.type != "pdq"):
+        words.append(f"{signal.type}:{_short(signal.value)}")
+        if signal.quality is not None:
+            words.append(f"quality:{signal.quality}")
+    if isinstance(h, VideoHashes):
+        words.append(f"frames:{len(h.frames)}")
+    return row | {
+        "media_type": h.media_type,
+        "size": h.size,
+        "pixels": f"{h.width}×{h.height}" if h.width and h.height else None,
+        "signals or error": " ".join(words) or None,
+    }
+
+
+SIGNAL_WIDTH = 24
+"""Room for the longest TYPE:VALUE word of the table, so no hash is folded."""
+
+
+def _short(value: str) -> str:
+    return value if len(value) <= 16 else value[:16] + "…"
 
 
 def _as_json(outcome: HashOutcome, dihedral: bool) -> dict[str, Any]:

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import csv
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any
@@ -11,27 +10,46 @@ from typing import Annotated, Any
 import typer
 
 from ncii.cli import exit_codes
+from ncii.cli.db_cmd import cli_errors, cli_store
 from ncii.cli.options import (
     DEFAULT_PIPELINE,
     DbOption,
     FormatOption,
     IndexCacheOption,
     JobsOption,
+    OutputFormat,
     PipelineOption,
+    ProgressOption,
     resolve_jobs,
 )
 from ncii.cli.output import choose_format, error_line, note_line, progress_bar, render
+from ncii.cli.scan_report import ReportFile
 from ncii.detection import get_pipeline
 from ncii.errors import NciiError
 from ncii.hashing import HashOptions, HashOutcome, expand_inputs, hash_many
 from ncii.match import QueryOptions
+from ncii.service import banks as bank_service
 from ncii.service import match_log, snapshots
 from ncii.service.matching import BankMatch, Matcher
 from ncii.service.video_matching import VideoOptions, ranges_text
 from ncii.signals import Signal
 from ncii.signals.vpdq import DEFAULT_EVERY, VPDQ_BANK_MATCH_PCT, VPDQ_QUERY_MATCH_PCT
-from ncii.store.engine import Store, open_store
+from ncii.store.engine import Store
 
+VERDICT_COLUMNS = (
+    "verdict",
+    "input",
+    "banks",
+    "entries",
+    "signal",
+    "distance",
+    "transform",
+    "case_refs",
+    "video_pct",
+    "ranges",
+    "error",
+)
+"""The terminal table: one row per input, its verdict first."""
 MATCH_COLUMNS = (
     "input",
     "bank",
@@ -48,19 +66,6 @@ MATCH_COLUMNS = (
     "error",
 )
 """``query_pct``, ``bank_pct`` and ``ranges`` (the query's matched seconds) for video matches."""
-REPORT_COLUMNS = (
-    "path",
-    "status",
-    "matches",
-    "banks",
-    "entry_ids",
-    "best_distance",
-    "case_refs",
-    "video_query_pct",
-    "video_bank_pct",
-    "video_ranges",
-    "error",
-)
 
 BanksOption = Annotated[
     list[str] | None,
@@ -145,6 +150,7 @@ def match_command(
     video_bank_pct: VideoBankPctOption = VPDQ_BANK_MATCH_PCT,
     pipeline: PipelineOption = DEFAULT_PIPELINE,
     index_cache: IndexCacheOption = True,
+    progress: ProgressOption = None,
 ) -> None:
     """Hash each input and report every bank entry it matches.
 
@@ -169,46 +175,116 @@ def match_command(
     options = _query_options(threshold, dihedral, low_quality)
     video = VideoOptions(query_pct=video_query_pct, bank_pct=video_bank_pct)
     output = choose_format(fmt)
-    with open_store(db) as store:
+    tally = _Tally()
+    with cli_store(db) as store:
+        _check_banks(store, banks)
         matcher = Matcher(
             store,
             include_low_quality=low_quality,
             snapshot=snapshots.folder_for(store, index_cache),
         )
-        found: list[_Found] = [
-            _Found(
-                f"{q.type}:{q.value}",
-                matcher.match_signals(
-                    [q], banks=banks, options=options, include_inactive=include_inactive
-                ),
-            )
-            for q in queries
-        ]
         inputs = expand_inputs(paths or [])
         hashing = HashOptions(video_every=every, query_regions=get_pipeline(pipeline))
-        for outcome in hash_many(inputs, options=hashing, jobs=resolve_jobs(jobs)):
-            found.append(_match_outcome(matcher, outcome, banks, options, include_inactive, video))
-        _log_matches(store, found[len(queries) :], "match")
-    rows = [row for f in found for row in _match_rows(f)]
+
+        def found() -> Iterator[_Found]:
+            for q in queries:
+                yield _Found(
+                    f"{q.type}:{q.value}",
+                    matcher.match_signals(
+                        [q], banks=banks, options=options, include_inactive=include_inactive
+                    ),
+                )
+            with progress_bar("matching", show=progress) as bar:
+                task = bar.add_task("match", total=len(inputs))
+                for outcome in hash_many(inputs, options=hashing, jobs=resolve_jobs(jobs)):
+                    one = _match_outcome(matcher, outcome, banks, options, include_inactive, video)
+                    _log_matches(store, [one], "match")
+                    bar.advance(task)
+                    yield one
+
+        _render_found(tally.count(found()), output)
+    note_line(
+        f"{tally.matched} of {tally.inputs} inputs matched"
+        + (f", {tally.failed} failed" if tally.failed else "")
+    )
+    if tally.matched:
+        raise typer.Exit(exit_codes.MATCH)
+    if tally.failed:
+        raise typer.Exit(exit_codes.SOME_INPUTS_FAILED)
+
+
+@dataclass
+class _Tally:
+    """Counts inputs as they stream past, so results need not be held until the end."""
+
+    inputs: int = 0
+    matched: int = 0
+    failed: int = 0
+
+    def count(self, found: Iterable[_Found]) -> Iterator[_Found]:
+        for one in found:
+            self.inputs += 1
+            self.failed += one.error is not None
+            self.matched += any(m.active for m in one.matches)
+            if one.error:
+                error_line(one.error)
+            yield one
+
+
+def _render_found(found: Iterable[_Found], output: OutputFormat) -> None:
+    """Each input's rows as soon as it is matched (jsonl and csv); a terminal table has one
+    row per input, its verdict first."""
+    if output is OutputFormat.table:
+        render(
+            found,
+            fmt=output,
+            columns=VERDICT_COLUMNS,
+            flat=_verdict_row,
+        )
+        return
     render(
-        rows,
+        (row for f in found for row in _match_rows(f)),
         fmt=output,
         columns=MATCH_COLUMNS,
         flat=lambda r: r,
         as_json=lambda r: {k: v for k, v in r.items() if k != "ranges"},
     )
-    failed = sum(1 for f in found if f.error)
-    for f in found:
-        if f.error:
-            error_line(f.error)
-    matched = sum(1 for f in found if any(m.active for m in f.matches))
-    note_line(
-        f"{matched} of {len(found)} inputs matched" + (f", {failed} failed" if failed else "")
-    )
-    if matched:
-        raise typer.Exit(exit_codes.MATCH)
-    if failed:
-        raise typer.Exit(exit_codes.SOME_INPUTS_FAILED)
+
+
+def _verdict_row(found: _Found) -> dict[str, Any]:
+    """One input on one line: blocked (an active entry matched), flagged (only disabled
+    entries), no match, or error."""
+    matches = found.matches
+    if found.error:
+        verdict = "error"
+    elif any(m.active for m in matches):
+        verdict = "MATCH"
+    else:
+        verdict = "flagged" if matches else "no match"
+    best = min(matches, key=lambda m: (m.distance, m.signal_type != "pdq"), default=None)
+    video = next((m.video for m in matches if m.video is not None), None)
+    return {
+        "verdict": verdict,
+        "input": found.source,
+        "banks": ", ".join(sorted({m.bank for m in matches})) or None,
+        "entries": ", ".join(str(i) for i in sorted({m.entry_id for m in matches})) or None,
+        "signal": best.signal_type if best else None,
+        "distance": best.distance if best else None,
+        "transform": best.transform if best and best.transform != "original" else None,
+        "case_refs": ", ".join(sorted({m.case_ref for m in matches if m.case_ref})) or None,
+        "video_pct": f"{video.query_pct:.0f}/{video.bank_pct:.0f}" if video else None,
+        "ranges": ranges_text(video.query_ranges) if video else None,
+        "error": found.error,
+    }
+
+
+def _check_banks(store: Store, names: list[str] | None) -> None:
+    """An unknown bank name is an error (a misspelt bank would otherwise match nothing and
+    let the upload through)."""
+    if names:
+        with store.read() as session:
+            for name in names:
+                bank_service.bank_info(session, name)
 
 
 def _match_outcome(
@@ -260,9 +336,7 @@ def scan_command(
     video_query_pct: VideoQueryPctOption = VPDQ_QUERY_MATCH_PCT,
     video_bank_pct: VideoBankPctOption = VPDQ_BANK_MATCH_PCT,
     pipeline: PipelineOption = DEFAULT_PIPELINE,
-    progress: Annotated[
-        bool | None, typer.Option(help="Progress bar. Default: on when stderr is a terminal.")
-    ] = None,
+    progress: ProgressOption = None,
     index_cache: IndexCacheOption = True,
 ) -> None:
     """Match a backlog of uploads and write one CSV row per file, resumably.
@@ -272,39 +346,51 @@ def scan_command(
 
     Example: ncii scan /srv/uploads --report scan.csv --jobs 0
     """
-    done = _already_reported(report)
-    inputs = [p for p in expand_inputs([str(folder)]) if p not in done]
+    with cli_errors():
+        _check_folder(folder)
+        resumed = ReportFile.open(report)
+    inputs = [p for p in expand_inputs([str(folder)]) if p not in resumed.done]
     options = _query_options(threshold, dihedral, False)
     video = VideoOptions(query_pct=video_query_pct, bank_pct=video_bank_pct)
-    counts = {"scanned": 0, "matched": 0, "failed": 0, "skipped": len(done)}
-    new_file = not report.exists() or report.stat().st_size == 0
-    # A report begun by an older version keeps its own columns.
-    columns = REPORT_COLUMNS if new_file else _report_header(report)
-    with open_store(db) as store, report.open("a", newline="") as handle:
+    counts = {"scanned": 0, "matched": 0, "failed": 0}
+    with cli_store(db) as store:
+        _check_banks(store, banks)
         matcher = Matcher(store, snapshot=snapshots.folder_for(store, index_cache))
-        writer = csv.DictWriter(handle, fieldnames=columns, extrasaction="ignore")
-        if new_file:
-            writer.writeheader()
         hashing = HashOptions(video_every=every, query_regions=get_pipeline(pipeline))
-        with progress_bar("scanning", show=progress) as bar:
+        with (
+            cli_errors(),
+            resumed.appending() as writer,
+            progress_bar("scanning", show=progress) as bar,
+        ):
             task = bar.add_task("scan", total=len(inputs))
             for outcome in hash_many(inputs, options=hashing, jobs=resolve_jobs(jobs)):
                 found = _match_outcome(matcher, outcome, banks, options, False, video)
-                writer.writerow(_report_row(found))
-                handle.flush()
+                writer(_report_row(found))
                 _log_matches(store, [found], "scan")
                 counts["scanned"] += 1
                 counts["failed"] += found.error is not None
                 counts["matched"] += bool(found.matches)
+                if found.error:
+                    error_line(found.error)
                 bar.advance(task)
+    earlier = resumed.matched
     note_line(
         f"scanned {counts['scanned']}, matched {counts['matched']}, failed {counts['failed']}, "
-        f"skipped {counts['skipped']} already in {report}"
+        f"skipped {len(resumed.done)} already in {report}"
+        + (f" ({earlier} of which matched earlier)" if earlier else "")
     )
-    if counts["matched"] or _report_has_matches(report):
+    if counts["matched"] or earlier:
         raise typer.Exit(exit_codes.MATCH)
     if counts["failed"]:
         raise typer.Exit(exit_codes.SOME_INPUTS_FAILED)
+
+
+def _check_folder(folder: Path) -> None:
+    """A scan needs a folder: a missing one is an error, not an empty (or failed) scan."""
+    if not folder.exists():
+        raise NciiError(f"{folder}: no such folder; nothing was scanned")
+    if not folder.is_dir():
+        raise NciiError(f"{folder}: not a folder (give the folder of uploads to scan)")
 
 
 def _report_row(found: _Found) -> dict[str, Any]:
@@ -330,31 +416,6 @@ def _report_row(found: _Found) -> dict[str, Any]:
         "video_bank_pct": round(best.bank_pct, 1) if best else "",
         "video_ranges": ranges_text(best.query_ranges) if best else "",
     }
-
-
-def _report_header(report: Path) -> list[str]:
-    with report.open(newline="") as handle:
-        header = next(csv.reader(handle), None)
-    return header or list(REPORT_COLUMNS)
-
-
-def _already_reported(report: Path) -> set[str]:
-    """Paths the report lists; a last line cut short by an interruption is dropped first."""
-    if not report.exists():
-        return set()
-    data = report.read_bytes()
-    if data and not data.endswith(b"\n"):
-        report.write_bytes(data[: data.rfind(b"\n") + 1])
-    try:
-        with report.open(newline="") as handle:
-            return {row["path"] for row in csv.DictReader(handle) if row.get("path")}
-    except (OSError, csv.Error, KeyError) as exc:
-        raise NciiError(f"{report}: cannot resume from this report ({exc})") from None
-
-
-def _report_has_matches(report: Path) -> bool:
-    with report.open(newline="") as handle:
-        return any(row.get("status") == "match" for row in csv.DictReader(handle))
 
 
 def _log_matches(store: Store, found: list[_Found], source: str) -> None:

@@ -50,7 +50,8 @@ DbOption = Annotated[
         "--db",
         envvar="NCII_DATABASE_URL",
         show_envvar=True,
-        help="Database URL (sqlite:///PATH, postgresql://USER@HOST/DB) or a SQLite file path. "
+        help="Database URL (sqlite:///PATH, postgresql+psycopg://USER@HOST/DB) or a SQLite "
+        "file path, holding an ncii store (`ncii bank create` or `ncii db upgrade` make one). "
         "Default: ncii.db in your user data directory, created on first use.",
     ),
 ]
@@ -74,6 +75,15 @@ def resolve_actor(actor: str | None) -> str:
     except (KeyError, OSError):  # no login name (some containers)
         return f"uid:{os.getuid()}" if hasattr(os, "getuid") else "unknown"
 
+
+ProgressOption = Annotated[
+    bool | None,
+    typer.Option(
+        "--progress/--no-progress",
+        help="Progress bar on stderr. Default: on when stderr is a terminal.",
+        show_default=False,
+    ),
+]
 
 IndexCacheOption = Annotated[
     bool,

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 import sys
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import Any, TypeVar
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from typing import Any, TextIO, TypeVar
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
@@ -35,12 +37,15 @@ def render(
     flat: Callable[[T], Mapping[str, Any]],
     as_json: Callable[[T], Mapping[str, Any]] | None = None,
     title: str | None = None,
+    min_widths: Mapping[str, int] | None = None,
 ) -> None:
     """Write records as they arrive (the table waits for all of them to size its columns).
 
     Table and CSV show ``flat(record)`` restricted to ``columns`` (the table leaves out
     columns that are empty in every row); JSON lines write
-    ``as_json(record)`` (richer, nested) when given, else the flat row.
+    ``as_json(record)`` (richer, nested) when given, else the flat row. In a table, long
+    hashes and paths are shortened with an ellipsis and never wrapped (``--format jsonl``
+    keeps the full values); other text folds.
     """
     if fmt is OutputFormat.jsonl:
         to_json = as_json or flat
@@ -52,28 +57,78 @@ def render(
         writer = csv.DictWriter(sys.stdout, fieldnames=list(columns), extrasaction="ignore")
         writer.writeheader()
         for record in records:
-            writer.writerow({k: ("" if v is None else v) for k, v in flat(record).items()})
+            writer.writerow({k: _csv_value(v) for k, v in flat(record).items()})
             sys.stdout.flush()
     else:
         rows = [flat(record) for record in records]
-        cells = [["" if r.get(c) is None else str(r.get(c)) for c in columns] for r in rows]
+        cells = [[_cell(c, r.get(c)) for c in columns] for r in rows]
         # Columns empty in every row (video fields on an image match, say) only cost width.
         shown = [i for i in range(len(columns)) if not rows or any(row[i] for row in cells)]
         table = Table(title=title)
         for i in shown:
-            table.add_column(columns[i], overflow="fold")
+            name = columns[i]
+            values = [str(r.get(name)) for r in rows if r.get(name) is not None]
+            if name in PATH_COLUMNS or (values and all(_HEX.fullmatch(v) for v in values)):
+                # Already shortened: kept on one line, so it can be read and copied.
+                table.add_column(name, overflow="ellipsis", no_wrap=True)
+            else:  # wrapped between words; a word longer than the column folds
+                table.add_column(name, overflow="fold", min_width=(min_widths or {}).get(name))
         for row in cells:
-            table.add_row(*(row[i] for i in shown))
+            # Text, not markup: a stored "[bold]" or "[/]" is shown as written.
+            table.add_row(*(Text(row[i]) for i in shown))
         stdout_console.print(table)
+
+
+PATH_COLUMNS = frozenset({"path", "input", "source"})
+"""Columns holding file paths: shortened from the left, so the file name stays in view."""
+PATH_SHARE = 0.22
+"""The share of the terminal's width a path may take (16 to 48 characters)."""
+HASH_SHOWN = 16
+"""Hex digits of a long hash shown in a table (``--format jsonl`` has them all)."""
+_HEX = re.compile(r"[0-9a-f]{20,}")
+
+
+def _csv_value(value: Any) -> Any:
+    if value is None:
+        return ""
+    return json.dumps(value, ensure_ascii=False) if isinstance(value, dict | list) else value
+
+
+def _cell(column: str, value: Any) -> str:
+    """A value as a table shows it: long hashes and paths cut with an ellipsis, never
+    wrapped over lines."""
+    if value is None:
+        return ""
+    if isinstance(value, dict | list):  # audit details and the like: JSON, not a Python repr
+        value = json.dumps(value, ensure_ascii=False, separators=(", ", ": "))
+    text = printable(str(value))
+    if _HEX.fullmatch(text):
+        return text[:HASH_SHOWN] + "…"
+    width = max(16, min(48, int(stdout_console.width * PATH_SHARE)))
+    if column in PATH_COLUMNS and len(text) > width:
+        return "…" + text[-(width - 1) :]
+    return text
+
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+def printable(text: str) -> str:
+    """``text`` with control characters (terminal escape sequences, line breaks) shown as
+    ``\\xNN``: what a file name or a stored field holds must never act on the terminal, and
+    one message stays one line."""
+    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
 
 
 def error_line(message: str) -> None:
     """One line on stderr, never a traceback."""
-    stderr_console.print(Text.assemble(("error: ", "bold red"), message), highlight=False)
+    stderr_console.print(
+        Text.assemble(("error: ", "bold red"), printable(message)), highlight=False
+    )
 
 
 def note_line(message: str) -> None:
-    stderr_console.print(Text(message), highlight=False)
+    stderr_console.print(Text(printable(message)), highlight=False)
 
 
 def progress_bar(label: str, *, show: bool | None) -> Progress:
@@ -87,4 +142,56 @@ def progress_bar(label: str, *, show: bool | None) -> Progress:
         console=stderr_console,
         disable=not (stderr_console.is_terminal if show is None else show),
         transient=True,
+        # Never capture stdout: it carries the data, redirected to a file or a pipe while the
+        # bar is drawn on the terminal (rich's default sends it to the bar's console).
+        redirect_stdout=False,
     )
+
+
+class CountingReader:
+    """A text stream that advances a progress bar by the characters read from it, so an
+    import of a large file shows how far it has got (rows are read lazily, in order)."""
+
+    def __init__(self, stream: TextIO, advance: Callable[[int], None]) -> None:
+        self._stream = stream
+        self._advance = advance
+
+    def __iter__(self) -> Iterator[str]:
+        return self
+
+    def __next__(self) -> str:
+        line = next(self._stream)
+        self._advance(len(line))
+        return line
+
+    def readline(self, size: int = -1) -> str:
+        line = self._stream.readline(size)
+        self._advance(len(line))
+        return line
+
+    def read(self, size: int = -1) -> str:
+        text = self._stream.read(size)
+        self._advance(len(text))
+        return text
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream, name)
+
+
+@contextmanager
+def reading_progress(stream: TextIO, label: str, *, total: int | None) -> Iterator[TextIO]:
+    """``stream`` wrapped to show a bar of how much of it was read (``total``: its size, if
+    known), on stderr when it is a terminal."""
+    with progress_bar(label, show=None) as bar:
+        task = bar.add_task(label, total=total)
+        yield CountingReader(stream, lambda n: bar.advance(task, n))  # type: ignore[return-value]
+
+
+def with_progress(items: Iterable[T], label: str, inputs: Sequence[Any]) -> Iterator[T]:
+    """``items`` passed through while a bar counts them against ``inputs`` (on stderr, when
+    it is a terminal)."""
+    with progress_bar(label, show=None) as bar:
+        task = bar.add_task(label, total=len(inputs))
+        for item in items:
+            bar.advance(task)
+            yield item

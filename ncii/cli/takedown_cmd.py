@@ -33,6 +33,7 @@ takedown_app = typer.Typer(
     name="takedown",
     help="TAKE IT DOWN Act removal requests: receive, track the 48-hour deadline, notify hosts.",
     no_args_is_help=True,
+    rich_markup_mode=None,
 )
 
 IdArgument = Annotated[int, typer.Argument(help="The request's id.", show_default=False)]

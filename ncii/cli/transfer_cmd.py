@@ -24,7 +24,14 @@ from ncii.cli.options import (
     resolve_actor,
     resolve_jobs,
 )
-from ncii.cli.output import choose_format, error_line, note_line, render
+from ncii.cli.output import (
+    choose_format,
+    error_line,
+    note_line,
+    reading_progress,
+    render,
+    with_progress,
+)
 from ncii.detection import get_pipeline
 from ncii.errors import ImportFailed
 from ncii.hashing import HashOptions, expand_inputs, hash_many
@@ -134,11 +141,16 @@ def add_command(
         with store.read() as session:
             banks.bank_info(session, bank)  # fail before any hashing
         if hashes:
-            with _import_errors(hashes), _input(hashes) as stream, store.begin() as session:
+            with (
+                _import_errors(hashes),
+                _input(hashes) as stream,
+                reading_progress(stream, "importing", total=_size(hashes)) as counted,
+                store.begin() as session,
+            ):
                 summary = transfer.import_records(
                     session,
                     bank,
-                    stream,
+                    counted,
                     hashes_format,
                     actor=actor_name,
                     defaults=defaults,
@@ -147,12 +159,15 @@ def add_command(
                     on_result=results.append,
                     source_name=_name(hashes),
                 )
+                _require_records(summary, len(results))
             failures = summary.skipped
         else:
             items: list[NewEntry] = []
             options = HashOptions(video_every=every, bank_variants=get_pipeline(pipeline))
             inputs = expand_inputs(paths or [])
-            for outcome in hash_many(inputs, options=options, jobs=resolve_jobs(jobs)):
+            for outcome in with_progress(
+                hash_many(inputs, options=options, jobs=resolve_jobs(jobs)), "hashing", inputs
+            ):
                 if outcome.hashes is None:
                     failures += 1
                     error_line(outcome.error or outcome.source)
@@ -220,23 +235,27 @@ def import_command(
     Example: ncii import stopncii fetch.jsonl --format stopncii
     """
     defaults = Provenance(case_ref=case, note=note, signal_type=signal_type)
+    seen: list[AddResult] = []
     with (
         cli_store(db) as store,
         _import_errors(file),
         _input(file) as stream,
+        reading_progress(stream, "importing", total=_size(file)) as counted,
         store.begin() as session,
     ):
         summary = transfer.import_records(
             session,
             bank,
-            stream,
+            counted,
             fmt,
             actor=resolve_actor(actor),
             defaults=defaults,
             skip_invalid=skip_invalid,
             on_skip=lambda invalid: _skipped(file, invalid),
+            on_result=seen.append,
             source_name=_name(file),
         )
+        _require_records(summary, len(seen))
     typer.echo(_summary_line(summary))
     if summary.skipped:
         raise typer.Exit(exit_codes.SOME_INPUTS_FAILED)
@@ -322,6 +341,22 @@ def _output(name: str) -> Iterator[TextIO]:
     with partial.open("w", encoding="utf-8", newline="") as handle:
         yield handle
     os.replace(partial, name)
+
+
+def _require_records(summary: AddSummary, results: int) -> None:
+    """An import that found nothing to import is an error, not "0 added": an empty or
+    truncated file must not pass for a successful transfer (raised inside the transaction, so
+    not even its audit event is kept)."""
+    if not (results or summary.skipped or summary.withdrawn):
+        raise ImportFailed(None, "the file held no records")
+
+
+def _size(file: str) -> int | None:
+    """The size of a regular file (the import's progress total), else None."""
+    try:
+        return None if file == "-" else os.stat(file).st_size or None
+    except OSError:
+        return None
 
 
 def _skipped(file: str, invalid: Invalid) -> None:

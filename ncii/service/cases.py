@@ -312,8 +312,9 @@ class PinCheck:
             )
         left = self.attempts_left
         raise WrongPin(
-            f"wrong PIN for case {self.number} ({left} more wrong PIN{'s' if left != 1 else ''} "
-            f"lock the case for {int(LOCKOUT.total_seconds() // 60)} minutes)"
+            f"wrong PIN for case {self.number} ({left} more wrong "
+            f"{'PIN locks' if left == 1 else 'PINs lock'} the case for "
+            f"{int(LOCKOUT.total_seconds() // 60)} minutes)"
         )
 
 

@@ -36,7 +36,7 @@ from typing import Any, TextIO
 
 from ncii.errors import ImportFailed, NciiError
 from ncii.service.entries import EntryInfo, Invalid, NewEntry, effective_status
-from ncii.signals import SIGNAL_TYPES, Signal, SignalType, get_signal_type
+from ncii.signals import IMAGE_SIGNALS, SIGNAL_TYPES, Signal, SignalType, get_signal_type
 from ncii.signals.vpdq import VpdqFrame, parse_vpdq
 from ncii.store.models import EntryStatus, utcnow
 
@@ -90,6 +90,9 @@ TX_NAMES = {
 
 TX_EXPORT_NAMES = {"pdq": "pdq", "md5": "video_md5", "sha256": "video_sha256"}
 """ncii's types that python-threatexchange knows, by pytx's names; others are not exported."""
+TX_PHOTO_EXPORT_NAMES = {"pdq": "pdq", "md5": "photo_md5"}
+"""The same for a photo's entry (one with a picture hash): its digests are a photo's, not a
+video's, and pytx has no photo SHA-256."""
 
 STOPNCII_TYPES = {"ImagePDQ": "pdq", "VideoMD5": "md5"}
 STOPNCII_GONE = frozenset({"Withdrawn", "Deleted"})
@@ -584,8 +587,10 @@ def write_records(
         for entry in entries:
             counts.entries += 1
             active = effective_status(entry.status, entry.disabled_until, now)
+            photo = any(signal.type in IMAGE_SIGNALS for signal in entry.signals)
+            names = TX_PHOTO_EXPORT_NAMES if photo else TX_EXPORT_NAMES
             for signal in entry.signals:
-                name = TX_EXPORT_NAMES.get(signal.type)
+                name = names.get(signal.type)
                 if name is None or active is not EntryStatus.active:
                     counts.left_out += 1
                     continue

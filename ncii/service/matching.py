@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from sqlalchemy import select
+from sqlalchemy import select, true
 from sqlalchemy.orm import Session
 
 from ncii.detection import QueryHash
@@ -128,6 +128,8 @@ class Matcher:
         self._banks: dict[int, dict[str, int]] = {}
         """Per-bank threshold overrides by bank id, reloaded when the change log says so."""
         self.seq = 0
+        self._disabled: tuple[int, MatchIndex] | None = None
+        """Entries disabled for good (left out of ``index``), for ``include_inactive``."""
         self.loaded_from_snapshot = False
         self._last_refresh = 0.0
         if snapshot is None or not self._load_snapshot(snapshot):
@@ -419,13 +421,43 @@ class Matcher:
             include_low_quality=options.include_low_quality,
             signal_types=options.signal_types,
         )
+        signals = list(signals)
         hits = self.index.search_signals(
             signals, dihedral=dihedral, regions=regions, options=search_options
         )
+        if include_inactive:
+            hits = [
+                *hits,
+                *self._disabled_index().search_signals(
+                    signals, dihedral=dihedral, regions=regions, options=search_options
+                ),
+            ]
         if not hits:
             return []
         wanted = set(banks) if banks is not None else None
         return self._resolve(hits, options, overrides, wanted, include_inactive)
+
+    def _disabled_index(self) -> MatchIndex:
+        """The signals of entries disabled with no end, which the main index leaves out; built
+        on demand for ``include_inactive`` (they are reported, never blocking) and rebuilt when
+        the change log has moved."""
+        if self._disabled is None or self._disabled[0] != self.seq:
+            index = MatchIndex()
+            with self.store.read() as session:
+                rows = session.execute(
+                    select(EntrySignal.id, EntrySignal.signal_type, EntrySignal.value)
+                    .join(Entry, Entry.id == EntrySignal.entry_id)
+                    .where(Entry.status == EntryStatus.disabled, Entry.disabled_until.is_(None))
+                    .where(
+                        EntrySignal.quality.is_(None) | (EntrySignal.quality >= PDQ_MIN_QUALITY)
+                        if not self.include_low_quality
+                        else true()
+                    )
+                )
+                for row in rows:
+                    index.add(row.signal_type, row.value, row.id)
+            self._disabled = (self.seq, index)
+        return self._disabled[1]
 
     def _bank_thresholds(self) -> dict[int, dict[str, int]]:
         """Per-bank threshold overrides (bank id → signal type → threshold), as of the last

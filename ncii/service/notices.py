@@ -10,6 +10,7 @@ placeholders for a template that needs them. No media is ever attached.
 from __future__ import annotations
 
 import datetime as dt
+import re
 from dataclasses import dataclass
 from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid
@@ -60,15 +61,26 @@ def default_template() -> str:
 
 
 def urls_on(urls: tuple[str, ...], host: str) -> tuple[str, ...]:
-    """The URLs on ``host`` or its subdomains; all of them when none are (a host named by
-    something other than its domain)."""
+    """The URLs on ``host`` or its subdomains, and no others: a notice never tells a host
+    about locations elsewhere."""
     host = host.lower().strip(".")
-    mine = tuple(
+    return tuple(
         u
         for u in urls
         if (name := (urlsplit(u).hostname or "").lower()) == host or name.endswith("." + host)
     )
-    return mine or urls
+
+
+HEADER_FIELDS = {"--to": "host", "--from": "sender", "--to-address": "to"}
+
+
+def _check_header_fields(**values: str | None) -> None:
+    """The recipient, sender and address become mail headers and file names: a line break or
+    other control character in one is refused before anything is written."""
+    for option, name in HEADER_FIELDS.items():
+        value = values.get(name)
+        if value is not None and CONTROL.search(value):
+            raise InvalidArgument(f"{option} contains a line break or control character; refused")
 
 
 def render_notice(
@@ -81,24 +93,33 @@ def render_notice(
     template_name: str = "the template",
     now: dt.datetime | None = None,
 ) -> Notice:
-    """Fill the template for one host. Unknown placeholders are refused, naming them."""
+    """Fill the template for one host. Unknown placeholders are refused, naming them, and so
+    is a host none of the request's URLs is on (the notice would send it someone else's)."""
+    _check_header_fields(host=host, sender=sender, to=to)
     host = host.strip()
     if not host:
         raise InvalidArgument("the notice needs a host (--to)")
     info = takedown.info
+    mine = urls_on(takedown.urls, host)
+    if takedown.urls and not mine:
+        hosts = sorted({urlsplit(u).hostname or u for u in takedown.urls})
+        raise InvalidArgument(
+            f"request {info.id} lists no URL on {host} (its URLs are on {', '.join(hosts)}); "
+            "a notice goes to the host of the locations it lists"
+        )
     values = {
         "request_id": str(info.id),
         "host": host,
         "received_at": _when(info.received_at),
         "due_at": _when(info.due_at),
-        "urls": _lines(urls_on(takedown.urls, host)),
+        "urls": _lines(mine),
         "posts": _lines(takedown.posts),
         "hashes": _lines(tuple(str(s) for s in takedown.signals)),
-        "description": takedown.description or "",
+        "description": _plain(takedown.description or ""),
         "sender": sender,
         "date": _when(now or dt.datetime.now(dt.UTC)),
-        "signature": takedown.signature,
-        "contact": takedown.contact,
+        "signature": _plain(takedown.signature),
+        "contact": _plain(takedown.contact),
     }
     try:
         text = Template(template if template is not None else default_template()).substitute(values)
@@ -114,6 +135,16 @@ def render_notice(
     if first.lower().startswith("subject:"):
         subject, text = first.split(":", 1)[1].strip(), rest.lstrip("\n")
     return Notice(subject=subject, body=text, to=to or f"abuse@{host}", sender=sender)
+
+
+CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+_TEXT_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def _plain(text: str) -> str:
+    """Stored free text with any control character (an escape sequence, say, stored before
+    they were refused) shown as ``\\xNN`` instead of acting on the reader's terminal."""
+    return _TEXT_CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
 
 
 def _when(value: dt.datetime) -> str:

@@ -2,8 +2,10 @@
 within the 48 hours the law allows, how fast, and what matching and withdrawals did meanwhile.
 
 Requests are counted by when they were received (``start <= received_at < end``); what became
-of them is counted as of ``now``, whenever it happened. Percentages of valid requests leave out
-the rejected ones (a request rejected as invalid has no deadline to meet).
+of them is counted as of ``now``, whenever it happened. The share removed within 48 hours is of
+the requests whose outcome is known: removed (in time or late) or still open past their
+deadline. Rejected ones are left out (a request rejected as invalid has no deadline to meet),
+and so are open ones not yet due (counted apart: they may still be removed in time).
 """
 
 from __future__ import annotations
@@ -43,7 +45,7 @@ class TakedownReport:
     removed: int
     removed_in_time: int
     removed_in_time_pct: float | None
-    """Of valid (not rejected) requests; None when there were none."""
+    """Of requests removed or past their deadline; None when there were none."""
     median_hours: float | None
     p90_hours: float | None
     """90th percentile of hours from receipt to removal (nearest rank)."""
@@ -56,6 +58,8 @@ class TakedownReport:
     entries_withdrawn: int
     """Bank entries withdrawn in the period (by cases and by imports alike)."""
     days: tuple[DayFigures, ...] = ()
+    open_not_yet_due: int = 0
+    """Open requests still within their 48 hours: in neither side of the percentage."""
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -70,6 +74,7 @@ class TakedownReport:
             "rejected": self.rejected,
             "still_open": self.still_open,
             "overdue": self.overdue,
+            "open_not_yet_due": self.open_not_yet_due,
             "matches": self.matches,
             "withdrawals": self.withdrawals,
             "entries_withdrawn": self.entries_withdrawn,
@@ -115,14 +120,16 @@ def takedown_report(
                 counts["overdue"] += 1
         day[kind] += 1
         counts[kind] += 1
-    valid = len(rows) - counts["rejected"]
+    decided = len(hours) + counts["overdue"]
     return TakedownReport(
         start=start,
         end=end,
         received=len(rows),
         removed=len(hours),
         removed_in_time=counts["removed_in_time"],
-        removed_in_time_pct=round(100 * counts["removed_in_time"] / valid, 1) if valid else None,
+        removed_in_time_pct=(
+            round(100 * counts["removed_in_time"] / decided, 1) if decided else None
+        ),
         median_hours=round(statistics.median(hours), 2) if hours else None,
         p90_hours=round(nearest_rank(hours, 0.9), 2) if hours else None,
         rejected=counts["rejected"],
@@ -132,6 +139,7 @@ def takedown_report(
         withdrawals=_count(session, Case.withdrawn_at, start, end),
         entries_withdrawn=_count(session, Entry.withdrawn_at, start, end),
         days=tuple(DayFigures(day, **figures) for day, figures in sorted(days.items())),
+        open_not_yet_due=counts["open"] - counts["overdue"],
     )
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -197,11 +198,32 @@ def problems(request: NewTakedown, *, now: dt.datetime) -> list[str]:
         value = getattr(request, name)
         if value and len(value) > MAX_TEXT:
             found.append(f"the {name} is too long ({len(value):,} > {MAX_TEXT:,} characters)")
+    found += _control_problems(request)
     if request.received_at is not None:
         if request.received_at.tzinfo is None:
             found.append("the receipt time needs a time zone")
         elif request.received_at > now + dt.timedelta(minutes=5):
             found.append(f"the receipt time {request.received_at.isoformat()} is in the future")
+    return found
+
+
+CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+"""Control characters (escape sequences among them) other than tab and newline: never stored,
+as they would later be printed to someone's terminal or into a mail header."""
+SINGLE_LINE = ("signature", "contact", "case")
+"""Fields that are one line: a newline in them is refused too."""
+
+
+def _control_problems(request: NewTakedown) -> list[str]:
+    """Fields holding terminal control characters (or, in one-line fields, line breaks)."""
+    found = []
+    for name in ("signature", "statement", "contact", "description", "case"):
+        value = getattr(request, name) or ""
+        if CONTROL.search(value) or (name in SINGLE_LINE and "\n" in value):
+            found.append(f"the {name} contains control characters or line breaks; refused")
+    for name, values in (("URL", request.urls), ("post id", request.posts)):
+        if any(CONTROL.search(v) or "\n" in v for v in values):
+            found.append(f"a {name} contains control characters or line breaks; refused")
     return found
 
 

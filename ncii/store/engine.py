@@ -36,11 +36,21 @@ def default_url() -> str:
     return f"sqlite:///{path}"
 
 
+def is_default(url: str | None) -> bool:
+    """True when ``url`` names no database and neither does ``$NCII_DATABASE_URL``: the default
+    SQLite file, the one database ncii creates on any first use."""
+    return url is None and not os.environ.get(ENV_VAR)
+
+
 def resolve_url(url: str | None) -> URL:
     """The database to use: ``url``, else ``$NCII_DATABASE_URL``, else the default SQLite file.
 
-    A plain path means a SQLite file, and ``postgresql://``/``postgres://`` mean psycopg 3.
+    A plain path means a SQLite file, and ``postgresql://``/``postgres://`` mean psycopg 3. An
+    empty ``url`` is refused rather than taken to mean the default (a typo must not silently
+    switch databases).
     """
+    if url is not None and not url.strip():
+        raise StoreError("the database URL is empty: give sqlite:///PATH, a file path or a URL")
     text = url or os.environ.get(ENV_VAR) or default_url()
     if "://" not in text:
         text = f"sqlite:///{Path(text).expanduser().resolve()}"
@@ -102,20 +112,32 @@ class Store:
         self.close()
 
 
-def open_store(url: str | None = None, *, migrate_schema: bool = True) -> Store:
+def open_store(
+    url: str | None = None, *, migrate_schema: bool = True, create: bool = True
+) -> Store:
     """Open (creating if need be) the database and bring its schema up to date.
 
     With ``migrate_schema=False`` the schema is left as it is (``ncii db current`` uses this).
+    With ``create=False`` a database that holds no ncii store yet (a SQLite file that does not
+    exist, a database with no ncii schema) is an error instead of being created: commands that
+    only read or match must not turn a typo into a new, empty store that matches nothing.
     Raises :class:`~ncii.errors.StoreError` when the database cannot be reached or migrated.
     """
     resolved = resolve_url(url)
-    engine = _create_engine(resolved)
+    create = create or is_default(url)
+    if not create:
+        _require_sqlite_file(resolved)
+    engine = _create_engine(resolved, make_folder=is_default(url))
     try:
-        if migrate_schema:
-            with engine.connect().execution_options(**{_WRITE: False}) as connection:
-                behind = migrate.needs_upgrade(connection)
-            if behind:
-                migrate.upgrade(engine)
+        with engine.connect().execution_options(**{_WRITE: False}) as connection:
+            if not create and migrate_schema and migrate.current_revision(connection) is None:
+                raise StoreError(
+                    f"{shown_url(resolved)} holds no ncii store (create one with "
+                    "`ncii bank create` or `ncii db upgrade`)"
+                )
+            behind = migrate_schema and migrate.needs_upgrade(connection)
+        if behind:
+            migrate.upgrade(engine)
     except DBAPIError as exc:
         engine.dispose()
         raise StoreError(f"cannot open database {shown_url(resolved)}: {_reason(exc)}") from None
@@ -130,19 +152,50 @@ def open_store(url: str | None = None, *, migrate_schema: bool = True) -> Store:
     )
 
 
+def is_in_memory(url: URL) -> bool:
+    """A SQLite database that lives in memory and vanishes when the command ends."""
+    database = url.database or ""
+    return url.get_backend_name() == "sqlite" and (
+        database in ("", ":memory:") or "mode=memory" in database
+    )
+
+
+def _require_sqlite_file(url: URL) -> None:
+    """A SQLite store that must already exist: its file is there and is a regular file."""
+    if url.get_backend_name() != "sqlite" or is_in_memory(url):
+        return
+    database = url.database or ""
+    if database.startswith("file:"):
+        return
+    path = Path(database).expanduser()
+    if not path.exists():
+        raise StoreError(
+            f"no ncii database at {path} (create one with `ncii bank create` or "
+            "`ncii db upgrade`, or check the path)"
+        )
+    if not path.is_file():
+        raise StoreError(f"{path} is not a database file")
+
+
 def _reason(exc: DBAPIError) -> str:
     return str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
 
 
-def _create_engine(url: URL) -> Engine:
+def _create_engine(url: URL, *, make_folder: bool) -> Engine:
+    """The engine; ``make_folder`` creates the SQLite file's folder (the default database's
+    only: a named file in a folder that does not exist is a typo, refused)."""
     kwargs: dict[str, Any] = {}
     if url.get_backend_name() == "sqlite":
         database = url.database or ""
         if database in ("", ":memory:"):
             kwargs["poolclass"] = StaticPool
         elif not database.startswith("file:"):
+            folder = Path(database).expanduser().parent
             try:
-                Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+                if make_folder:
+                    folder.mkdir(parents=True, exist_ok=True)
+                elif not folder.is_dir():
+                    raise StoreError(f"cannot create {database}: no folder {folder}")
             except OSError as exc:
                 raise StoreError(f"cannot create the directory for {database}: {exc}") from None
     try:
