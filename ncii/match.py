@@ -22,7 +22,7 @@ import numpy as np
 from ncii.detection import QueryHash
 from ncii.hashing import MediaHashes
 from ncii.index import HammingIndex, hex_to_words
-from ncii.signals import SIGNAL_TYPES, Signal, get_signal_type
+from ncii.signals import FILE_SIGNALS, SIGNAL_TYPES, Signal, get_signal_type
 from ncii.signals.pdq import DIHEDRAL_ORDER, PDQ_MIN_QUALITY
 
 
@@ -38,6 +38,10 @@ class SignalHit:
     (``mirror``…), a region of it (``framed``), or both (``framed/rotate90``)."""
 
 
+PLAIN_PDQ_SIGNALS: tuple[str, ...] = ("pdq", *FILE_SIGNALS)
+"""What the ``pdq`` pipeline looks up."""
+
+
 @dataclass(frozen=True, slots=True)
 class QueryOptions:
     thresholds: dict[str, int] | None = None
@@ -46,6 +50,25 @@ class QueryOptions:
     include_low_quality: bool = False
     signal_types: tuple[str, ...] | None = None
     """Which of the query's signals to look up; default all indexed ones."""
+
+    @classmethod
+    def plain_pdq(
+        cls,
+        *,
+        dihedral: bool = False,
+        thresholds: dict[str, int] | None = None,
+        include_low_quality: bool = False,
+    ) -> QueryOptions:
+        """The ``pdq`` pipeline's lookups: the upload's own PDQ (its flips only when asked), no
+        regions, no weak hashes. File digests (an identical file) and vPDQ (videos) still
+        count: they are cryptographic or PDQ. What a bank holds is the bank's business: an
+        entry added with the default pipeline still answers through its banked variants."""
+        return cls(
+            thresholds=thresholds,
+            dihedral=dihedral,
+            include_low_quality=include_low_quality,
+            signal_types=PLAIN_PDQ_SIGNALS,
+        )
 
     def threshold(self, signal_type: str) -> int:
         if self.thresholds and signal_type in self.thresholds:

@@ -40,6 +40,7 @@ MATCH_COLUMNS = (
     "distance",
     "transform",
     "variant",
+    "corroborated_by",
     "active",
     "case_ref",
     "query_pct",
@@ -76,7 +77,12 @@ ThresholdOption = Annotated[
     ),
 ]
 DihedralOption = Annotated[
-    bool, typer.Option(help="Match flipped and rotated copies (8 PDQ lookups per upload).")
+    bool | None,
+    typer.Option(
+        help="Match flipped and rotated copies (8 PDQ lookups per upload). Default: on, off "
+        "with --pipeline pdq.",
+        show_default=False,
+    ),
 ]
 EveryOption = Annotated[
     float,
@@ -111,10 +117,17 @@ class _Found:
     error: str | None = None
 
 
-def _query_options(threshold: int | None, dihedral: bool, low_quality: bool) -> QueryOptions:
+def _query_options(
+    threshold: int | None, dihedral: bool | None, low_quality: bool, pipeline: str
+) -> QueryOptions:
+    thresholds = {"pdq": threshold} if threshold is not None else None
+    if pipeline == "pdq":  # plain PDQ: flips only when asked, no variants, no weak hashes
+        return QueryOptions.plain_pdq(
+            dihedral=bool(dihedral), thresholds=thresholds, include_low_quality=low_quality
+        )
     return QueryOptions(
-        thresholds={"pdq": threshold} if threshold is not None else None,
-        dihedral=dihedral,
+        thresholds=thresholds,
+        dihedral=dihedral is not False,
         include_low_quality=low_quality,
     )
 
@@ -133,7 +146,7 @@ def match_command(
     jobs: JobsOption = 1,
     banks: BanksOption = None,
     threshold: ThresholdOption = None,
-    dihedral: DihedralOption = True,
+    dihedral: DihedralOption = None,
     include_inactive: Annotated[
         bool, typer.Option(help="Also report disabled entries (flagged, never blocking).")
     ] = False,
@@ -166,7 +179,7 @@ def match_command(
     except NciiError as exc:
         error_line(str(exc))
         raise typer.Exit(exit_codes.USAGE) from None
-    options = _query_options(threshold, dihedral, low_quality)
+    options = _query_options(threshold, dihedral, low_quality, pipeline)
     video = VideoOptions(query_pct=video_query_pct, bank_pct=video_bank_pct)
     output = choose_format(fmt)
     with open_store(db) as store:
@@ -194,7 +207,7 @@ def match_command(
         rows,
         fmt=output,
         columns=MATCH_COLUMNS,
-        flat=lambda r: r,
+        flat=lambda r: r | {"corroborated_by": ",".join(r.get("corroborated_by") or ()) or None},
         as_json=lambda r: {k: v for k, v in r.items() if k != "ranges"},
     )
     failed = sum(1 for f in found if f.error)
@@ -255,7 +268,7 @@ def scan_command(
     jobs: JobsOption = 0,
     banks: BanksOption = None,
     threshold: ThresholdOption = None,
-    dihedral: DihedralOption = True,
+    dihedral: DihedralOption = None,
     every: EveryOption = DEFAULT_EVERY,
     video_query_pct: VideoQueryPctOption = VPDQ_QUERY_MATCH_PCT,
     video_bank_pct: VideoBankPctOption = VPDQ_BANK_MATCH_PCT,
@@ -274,7 +287,7 @@ def scan_command(
     """
     done = _already_reported(report)
     inputs = [p for p in expand_inputs([str(folder)]) if p not in done]
-    options = _query_options(threshold, dihedral, False)
+    options = _query_options(threshold, dihedral, False, pipeline)
     video = VideoOptions(query_pct=video_query_pct, bank_pct=video_bank_pct)
     counts = {"scanned": 0, "matched": 0, "failed": 0, "skipped": len(done)}
     new_file = not report.exists() or report.stat().st_size == 0
