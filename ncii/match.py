@@ -23,7 +23,7 @@ from ncii.detection import QueryHash
 from ncii.hashing import MediaHashes
 from ncii.index import HammingIndex, hex_to_words
 from ncii.signals import FILE_SIGNALS, SIGNAL_TYPES, Signal, get_signal_type
-from ncii.signals.pdq import DIHEDRAL_ORDER, PDQ_MIN_QUALITY
+from ncii.signals.pdq import DIHEDRAL_ORDER, PDQ_DETECTION_MARGIN, PDQ_MIN_QUALITY
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,6 +36,12 @@ class SignalHit:
     transform: str = "original"
     """Which part of the query matched (PDQ only): a flip or rotation of the upload
     (``mirror``…), a region of it (``framed``), or both (``framed/rotate90``)."""
+
+    @property
+    def detection(self) -> bool:
+        """Whether the hit came through a region or mirrored copy of the upload (the detection
+        pipeline's query side) rather than its own hash or DCT flips."""
+        return self.transform not in DIHEDRAL_ORDER
 
 
 PLAIN_PDQ_SIGNALS: tuple[str, ...] = ("pdq", *FILE_SIGNALS)
@@ -50,6 +56,9 @@ class QueryOptions:
     include_low_quality: bool = False
     signal_types: tuple[str, ...] | None = None
     """Which of the query's signals to look up; default all indexed ones."""
+    detection_margin: int = PDQ_DETECTION_MARGIN
+    """Bits off the PDQ threshold for hits only the detection pipeline makes (regions of the
+    upload here, banked variants in the service layer): its extra hashes are extra tries."""
 
     @classmethod
     def plain_pdq(
@@ -69,6 +78,10 @@ class QueryOptions:
             include_low_quality=include_low_quality,
             signal_types=PLAIN_PDQ_SIGNALS,
         )
+
+    def effective(self, hit: SignalHit) -> int:
+        """The distance a hit is judged by: a detection hit carries the margin."""
+        return hit.distance + (self.detection_margin if hit.detection else 0)
 
     def threshold(self, signal_type: str) -> int:
         if self.thresholds and signal_type in self.thresholds:
@@ -200,7 +213,7 @@ class MatchIndex:
                     transform=transforms[hit.query],
                 )
                 slot = (hit.key, signal.type)
-                if slot not in best or found.distance < best[slot].distance:
+                if slot not in best or options.effective(found) < options.effective(best[slot]):
                     best[slot] = found
         order = {name: i for i, name in enumerate(SIGNAL_TYPES)}
         return sorted(best.values(), key=lambda h: (h.distance, order[h.signal_type], h.key))

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import random
 from pathlib import Path
 
 import pytest
@@ -17,10 +18,11 @@ from typer.testing import CliRunner
 
 from ncii.cli import exit_codes
 from ncii.cli.app import app
+from ncii.detection import QueryHash
 from ncii.evaluation.transforms import apply_transform, get_transform
 from ncii.hashing import HashOptions, hash_file
 from ncii.service.matching import Matcher
-from ncii.signals import get_signal_type
+from ncii.signals import Signal, get_signal_type
 from ncii.store.engine import open_store
 
 pytestmark = requires_shared
@@ -178,3 +180,44 @@ def test_a_weak_hash_alone_never_decides_through_the_api(store_url: str, kind: s
     assert ncii(store_url, "bank", "update", "reports", "--threshold", f"{kind}=0").exit_code == 0
     code, rows = _matches(store_url, "--hash", f"{kind}:{value}")
     assert code == exit_codes.MATCH and [r["signal_type"] for r in rows] == [kind]
+
+
+def _flip_bits(value: str, count: int, seed: int) -> str:
+    """``value`` with ``count`` of its 256 bits flipped (chosen with ``seed``)."""
+    bits = random.Random(seed).sample(range(256), count)
+    return f"{int(value, 16) ^ sum(1 << b for b in bits):064x}"
+
+
+def test_hits_only_the_detection_pipeline_makes_are_held_to_a_stricter_threshold(
+    store_url: str,
+) -> None:
+    """A banked variant answers within 31 - PDQ_DETECTION_MARGIN (28); the picture's own hash
+    within Meta's 31 (docs/detection.md, "False matches at scale")."""
+    banked = hash_file(STAIRS, options=HashOptions.for_bank())
+    own = banked.get("pdq").value
+    crop = next(v for v in banked.pdq_variants if v.label.startswith("crop_"))
+    assert ncii(store_url, "bank", "create", "reports").exit_code == 0
+    assert ncii(store_url, "add", "reports", str(STAIRS)).exit_code == 0
+    pdq = get_signal_type("pdq")
+    stored = [own, *(v.value for v in banked.pdq_variants)]
+
+    def lookup(value: str) -> list[tuple[int, int, str | None]]:
+        _, rows = _matches(store_url, "--hash", f"pdq:{value}", "--no-dihedral")
+        return [(r["distance"], r["threshold"], r["variant"]) for r in rows]
+
+    for distance, expected in ((28, [(28, 28, crop.label)]), (30, [])):
+        probe = _flip_bits(crop.value, distance, seed=distance)
+        nearest = min(stored, key=lambda v: pdq.distance(v, probe))
+        assert nearest == crop.value and pdq.distance(own, probe) > 31  # the premise
+        assert lookup(probe) == expected, distance
+    probe = _flip_bits(own, 30, seed=30)
+    assert min(pdq.distance(v, probe) for v in stored[1:]) > 28  # only the own hash is near
+    assert lookup(probe) == [(30, 31, None)]
+    # The query side likewise: a region of the upload 30 bits from the picture's own hash.
+    with open_store(store_url) as store:
+        matcher = Matcher(store)
+        for distance, found in ((28, [(28, 28, "framed")]), (30, [])):
+            region = QueryHash("framed", (_flip_bits(own, distance, seed=distance),), 90)
+            far = Signal("pdq", _flip_bits(own, 128, seed=1), 90)
+            hits = matcher.match_signals([far], regions=[region])
+            assert [(m.distance, m.threshold, m.transform) for m in hits] == found

@@ -422,6 +422,7 @@ class Matcher:
             dihedral=options.dihedral,
             include_low_quality=options.include_low_quality,
             signal_types=options.signal_types,
+            detection_margin=options.detection_margin,
         )
         hits = self.index.search_signals(
             signals, dihedral=dihedral, regions=regions, options=search_options
@@ -483,6 +484,8 @@ class Matcher:
                         if kind in explicit
                         else bank_thresholds.get(kind, options.threshold(kind))
                     )
+                    if hit.detection or row.variant is not None:
+                        threshold -= options.detection_margin
                     if hit.distance > threshold:
                         continue
                     status = effective_status(EntryStatus(row.status), row.disabled_until, now)
