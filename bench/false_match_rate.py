@@ -16,7 +16,9 @@ photo pair, the smallest distance under three setups:
 
 ``plain``     the upload's PDQ against the entry's PDQ (what HMA and StopNCII exchange);
 ``flips``     the upload's PDQ and its 7 flips/rotations against the entry's PDQ;
-``default``   every probe of the default pipeline against every hash the entry holds.
+``default``   every probe of the default pipeline against every hash the entry holds;
+``ncii``      the same, with hits only the pipeline's extra hashes make held 3 bits stricter
+              (``PDQ_DETECTION_MARGIN``): what ``ncii match`` does.
 
 ``r(t)`` is counted directly where pairs are observed. Below that (the Caltech set was
 de-duplicated at plain PDQ ≤ 31, so the plain tail there is empty by construction), it is
@@ -53,10 +55,13 @@ from ncii._mih_kernel import _popcount
 from ncii.detection import DEFAULT
 from ncii.hashing import HashOptions, hash_many
 from ncii.signals import PDQ_MIN_QUALITY, get_signal_type
+from ncii.signals.pdq import PDQ_DETECTION_MARGIN
 
 REPO = Path(__file__).resolve().parent.parent
 WEAK = ("phash", "dhash", "ahash", "whash")
-SETUPS = ("plain", "flips", "default")
+SETUPS = ("plain", "flips", "default", "ncii")
+"""``ncii``: what ``ncii match`` does, the default pipeline with its detection-only hits held
+``PDQ_DETECTION_MARGIN`` bits stricter (judged at t: flips within t, or detection within t-3)."""
 THRESHOLDS = (16, 20, 24, 28, 31, 34, 36, 40)
 BANK_SIZES = (1_000_000, 10_000_000)
 UPLOADS = 1_000_000
@@ -139,7 +144,7 @@ def hash_photos(paths: list[str], jobs: int) -> dict[str, np.ndarray]:
 def _pair_minima(probes, probe_owner, probe_level, bank, bank_owner, bank_level, photos):  # type: ignore[no-untyped-def]
     """Per setup and ordered photo pair (upload, entry): the smallest distance. Also the
     histogram of single hash-pair distances per setup and per half of the bank photos."""
-    minima = np.full((3, photos, photos), 257, dtype=np.int16)
+    minima = np.full((4, photos, photos), 257, dtype=np.int16)
     hist = np.zeros((3, 2, 257), dtype=np.int64)
     for q in range(probes.shape[0]):
         upload = probe_owner[q]
@@ -155,6 +160,8 @@ def _pair_minima(probes, probe_owner, probe_level, bank, bank_owner, bank_level,
             for setup in range(first, 3):
                 if d < minima[setup, upload, entry]:
                     minima[setup, upload, entry] = d
+            if first == 2 and d < minima[3, upload, entry]:  # detection-only pairs
+                minima[3, upload, entry] = d
             hist[first, entry & 1, d] += 1
     return minima, hist
 
@@ -248,6 +255,8 @@ def analyse(data: dict[str, np.ndarray]) -> dict:
         photos,
     )
     kernel_s = time.perf_counter() - started
+    # ncii's rule as one distance: a detection-only pair counts PDQ_DETECTION_MARGIN bits further.
+    minima[3] = np.minimum(minima[1], minima[3] + PDQ_DETECTION_MARGIN)
     valid = np.ones((photos, photos), dtype=bool)
     np.fill_diagonal(valid, False)
     for a, b in _excluded(paths):
@@ -261,7 +270,9 @@ def analyse(data: dict[str, np.ndarray]) -> dict:
         "flips": probes_by_level[:2].sum() * bank_by_level[0],
         "default": probes_by_level.sum() * bank_by_level.sum(),
     }
+    k["ncii"] = k["default"]
     single = np.cumsum(hist, axis=0).sum(axis=1)  # [setup, d]: the hash pairs each setup uses
+    single = np.concatenate([single, single[2:]])  # ncii: the default's hash pairs
     report: dict = {
         "photos": photos,
         "ordered_pairs": pairs,
