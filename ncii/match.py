@@ -7,7 +7,11 @@ the change log, and maps keys back to banks and entries.
 PDQ queries carry their seven flips and rotations (see ``docs/hashing.md``) and, with a
 detection pipeline, the hashes of regions of the upload (the picture inside bars or a frame,
 ``docs/detection.md``): a hit through any of them counts, at the same threshold, reported with
-the transform that found it and the smallest distance.
+the transform that found it and the smallest distance. Hits only the detection pipeline makes
+(regions, mirrored pixels; banked variants in the service layer) are judged
+``PDQ_DETECTION_MARGIN`` bits stricter. Every hit is a candidate: which signal types decide a
+match (PDQ and file digests; the 64-bit imagehash family only where a bank opted in) is the
+service layer's call (:mod:`ncii.service.matching`).
 """
 
 from __future__ import annotations

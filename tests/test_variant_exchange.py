@@ -87,9 +87,9 @@ def test_a_crop_matches_after_the_bank_went_through_a_jsonl_export_and_import(
     shown = _jsonl(ncii(platform, "bank", "show", "from-helpline", "-f", "jsonl").stdout)[0]
     assert shown["pdq_variants"] == len(banked.pdq_variants)
     (hit,) = _pdq_hits(platform, crop)
-    assert hit["bank"] == "from-helpline" and hit["variant"] == _pdq_hits(helpline, crop)[0][
-        "variant"
-    ]
+    assert (
+        hit["bank"] == "from-helpline" and hit["variant"] == _pdq_hits(helpline, crop)[0]["variant"]
+    )
     # Importing the same file again adds nothing, variants included.
     again = ncii(platform, "import", "from-helpline", str(bank_file), "--format", "jsonl")
     assert again.exit_code == 0, again.output

@@ -28,7 +28,7 @@ from ncii.match import QueryOptions
 from ncii.service import match_log, snapshots
 from ncii.service.matching import BankMatch, Matcher
 from ncii.service.video_matching import VideoOptions, ranges_text
-from ncii.signals import Signal
+from ncii.signals import Signal, get_signal_type
 from ncii.signals.vpdq import DEFAULT_EVERY, VPDQ_BANK_MATCH_PCT, VPDQ_QUERY_MATCH_PCT
 from ncii.store.engine import Store, open_store
 
@@ -180,6 +180,8 @@ def match_command(
         error_line(str(exc))
         raise typer.Exit(exit_codes.USAGE) from None
     options = _query_options(threshold, dihedral, low_quality, pipeline)
+    for weak in sorted({q.type for q in queries if not get_signal_type(q.type).decisive}):
+        note_line(f"note: {weak} matches only in banks that opted in (--weak-hash-matching)")
     video = VideoOptions(query_pct=video_query_pct, bank_pct=video_bank_pct)
     output = choose_format(fmt)
     with open_store(db) as store:
