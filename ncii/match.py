@@ -7,7 +7,11 @@ the change log, and maps keys back to banks and entries.
 PDQ queries carry their seven flips and rotations (see ``docs/hashing.md``) and, with a
 detection pipeline, the hashes of regions of the upload (the picture inside bars or a frame,
 ``docs/detection.md``): a hit through any of them counts, at the same threshold, reported with
-the transform that found it and the smallest distance.
+the transform that found it and the smallest distance. Hits only the detection pipeline makes
+(regions, mirrored pixels; banked variants in the service layer) are judged
+``PDQ_DETECTION_MARGIN`` bits stricter. Every hit is a candidate: which signal types decide a
+match (PDQ and file digests; the 64-bit imagehash family only where a bank opted in) is the
+service layer's call (:mod:`ncii.service.matching`).
 """
 
 from __future__ import annotations
@@ -22,8 +26,8 @@ import numpy as np
 from ncii.detection import QueryHash
 from ncii.hashing import MediaHashes
 from ncii.index import HammingIndex, hex_to_words
-from ncii.signals import SIGNAL_TYPES, Signal, get_signal_type
-from ncii.signals.pdq import DIHEDRAL_ORDER, PDQ_MIN_QUALITY
+from ncii.signals import FILE_SIGNALS, SIGNAL_TYPES, Signal, get_signal_type
+from ncii.signals.pdq import DIHEDRAL_ORDER, PDQ_DETECTION_MARGIN, PDQ_MIN_QUALITY
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,6 +41,16 @@ class SignalHit:
     """Which part of the query matched (PDQ only): a flip or rotation of the upload
     (``mirror``…), a region of it (``framed``), or both (``framed/rotate90``)."""
 
+    @property
+    def detection(self) -> bool:
+        """Whether the hit came through a region or mirrored copy of the upload (the detection
+        pipeline's query side) rather than its own hash or DCT flips."""
+        return self.transform not in DIHEDRAL_ORDER
+
+
+PLAIN_PDQ_SIGNALS: tuple[str, ...] = ("pdq", *FILE_SIGNALS)
+"""What the ``pdq`` pipeline looks up."""
+
 
 @dataclass(frozen=True, slots=True)
 class QueryOptions:
@@ -46,6 +60,32 @@ class QueryOptions:
     include_low_quality: bool = False
     signal_types: tuple[str, ...] | None = None
     """Which of the query's signals to look up; default all indexed ones."""
+    detection_margin: int = PDQ_DETECTION_MARGIN
+    """Bits off the PDQ threshold for hits only the detection pipeline makes (regions of the
+    upload here, banked variants in the service layer): its extra hashes are extra tries."""
+
+    @classmethod
+    def plain_pdq(
+        cls,
+        *,
+        dihedral: bool = False,
+        thresholds: dict[str, int] | None = None,
+        include_low_quality: bool = False,
+    ) -> QueryOptions:
+        """The ``pdq`` pipeline's lookups: the upload's own PDQ (its flips only when asked), no
+        regions, no weak hashes. File digests (an identical file) and vPDQ (videos) still
+        count: they are cryptographic or PDQ. What a bank holds is the bank's business: an
+        entry added with the default pipeline still answers through its banked variants."""
+        return cls(
+            thresholds=thresholds,
+            dihedral=dihedral,
+            include_low_quality=include_low_quality,
+            signal_types=PLAIN_PDQ_SIGNALS,
+        )
+
+    def effective(self, hit: SignalHit) -> int:
+        """The distance a hit is judged by: a detection hit carries the margin."""
+        return hit.distance + (self.detection_margin if hit.detection else 0)
 
     def threshold(self, signal_type: str) -> int:
         if self.thresholds and signal_type in self.thresholds:
@@ -177,7 +217,7 @@ class MatchIndex:
                     transform=transforms[hit.query],
                 )
                 slot = (hit.key, signal.type)
-                if slot not in best or found.distance < best[slot].distance:
+                if slot not in best or options.effective(found) < options.effective(best[slot]):
                     best[slot] = found
         order = {name: i for i, name in enumerate(SIGNAL_TYPES)}
         return sorted(best.values(), key=lambda h: (h.distance, order[h.signal_type], h.key))

@@ -421,8 +421,9 @@ def test_a_running_matcher_uses_bank_thresholds_as_they_change(store, clip, tmp_
     cli("bank", "update", "loose", "--threshold", f"pdq={distance - 1}", "--db", url)
     upload = tmp_path / "upload.jpg"
     upload.write_bytes(_flipped_copy(PHOTO))
-    # Plain PDQ: the default pipeline also hashes the mirrored pixels, closer than the DCT flip.
-    plain = ("--pipeline", "pdq", "--db", url, "-f", "jsonl")
+    # Plain PDQ with its flips (asked for: plain PDQ has none by default); the default pipeline
+    # also hashes the mirrored pixels, closer than the DCT flip.
+    plain = ("--pipeline", "pdq", "--dihedral", "--db", url, "-f", "jsonl")
     rows = jsonl(cli("match", str(upload), *plain, code=4))
     assert {r["bank"] for r in rows if r["signal_type"] == "pdq"} == {"strict"}
     rows = jsonl(cli("match", str(upload), "--threshold", "31", *plain, code=4))

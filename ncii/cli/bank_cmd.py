@@ -13,7 +13,7 @@ from ncii.cli.output import choose_format, error_line, note_line, render
 from ncii.errors import NciiError
 from ncii.service import banks
 from ncii.service.banks import BankDetail, BankInfo, BankSummary
-from ncii.signals import get_signal_type
+from ncii.signals import WEAK_SIGNALS, get_signal_type
 from ncii.store.models import BankSource
 
 bank_app = typer.Typer(
@@ -44,6 +44,33 @@ ThresholdOption = Annotated[
 ]
 
 
+WeakHashOption = Annotated[
+    bool | None,
+    typer.Option(
+        "--weak-hash-matching/--no-weak-hash-matching",
+        help="Let this bank's pHash/dHash/aHash/wHash decide matches alone, at exact equality "
+        "(or at a --threshold you give): only for partners that exchange nothing else. "
+        "Unrelated photos share these hashes (docs/detection.md).",
+        show_default=False,
+    ),
+]
+
+
+def _weak_thresholds(weak: bool | None, given: dict[str, int]) -> dict[str, int]:
+    """``--weak-hash-matching``: every weak type at equality unless a threshold was given."""
+    return {kind: 0 for kind in WEAK_SIGNALS if kind not in given} if weak else {}
+
+
+def _warn_weak(bank: BankInfo) -> None:
+    """A bank deciding on weak hashes blocks unrelated photos: say so every time it is set."""
+    weak = [kind for kind in WEAK_SIGNALS if kind in bank.match_thresholds]
+    if weak:
+        note_line(
+            f"warning: bank {bank.name} matches on {', '.join(weak)} alone; unrelated photos "
+            "share these 64-bit hashes (docs/detection.md, 'False matches at scale')"
+        )
+
+
 def _thresholds(values: list[str] | None) -> dict[str, int]:
     """``--threshold`` values, or a usage error (exit 2) naming the bad one."""
     try:
@@ -70,6 +97,7 @@ def create_command(
         int, typer.Option(min=0, max=100, help="How far its hashes are trusted, 0-100.")
     ] = 100,
     threshold: ThresholdOption = None,
+    weak_hash_matching: WeakHashOption = None,
     db: DbOption = None,
     actor: ActorOption = None,
     fmt: FormatOption = None,
@@ -79,6 +107,7 @@ def create_command(
     Example: ncii bank create partner-x --source partner --trust 90 --threshold pdq=24
     """
     thresholds = _thresholds(threshold)
+    thresholds |= _weak_thresholds(weak_hash_matching, thresholds)
     with cli_store(db, create=True) as store, store.begin() as session:
         bank = banks.create_bank(
             session,
@@ -90,6 +119,7 @@ def create_command(
             trust_level=trust,
             match_thresholds=thresholds,
         )
+    _warn_weak(bank)
     render([bank], fmt=choose_format(fmt), columns=BANK_COLUMNS, flat=_bank_row)
 
 
@@ -109,6 +139,7 @@ def update_command(
             show_default=False,
         ),
     ] = None,
+    weak_hash_matching: WeakHashOption = None,
     db: DbOption = None,
     actor: ActorOption = None,
     fmt: FormatOption = None,
@@ -126,6 +157,9 @@ def update_command(
     except NciiError as exc:
         error_line(str(exc))
         raise typer.Exit(exit_codes.USAGE) from None
+    thresholds |= _weak_thresholds(weak_hash_matching, thresholds)
+    if weak_hash_matching is False:
+        cleared += [kind for kind in WEAK_SIGNALS if kind not in cleared]
     if both := sorted(set(cleared) & set(thresholds)):
         error_line(f"both set and cleared: {', '.join(both)}")
         raise typer.Exit(exit_codes.USAGE)
@@ -139,6 +173,7 @@ def update_command(
             set_thresholds=thresholds,
             clear_thresholds=cleared,
         )
+    _warn_weak(bank)
     render([bank], fmt=choose_format(fmt), columns=BANK_COLUMNS, flat=_bank_row)
 
 

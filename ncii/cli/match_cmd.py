@@ -32,7 +32,7 @@ from ncii.service import banks as bank_service
 from ncii.service import match_log, snapshots
 from ncii.service.matching import BankMatch, Matcher
 from ncii.service.video_matching import VideoOptions, ranges_text
-from ncii.signals import Signal
+from ncii.signals import Signal, get_signal_type
 from ncii.signals.vpdq import DEFAULT_EVERY, VPDQ_BANK_MATCH_PCT, VPDQ_QUERY_MATCH_PCT
 from ncii.store.engine import Store
 
@@ -58,6 +58,7 @@ MATCH_COLUMNS = (
     "distance",
     "transform",
     "variant",
+    "corroborated_by",
     "active",
     "case_ref",
     "query_pct",
@@ -81,7 +82,12 @@ ThresholdOption = Annotated[
     ),
 ]
 DihedralOption = Annotated[
-    bool, typer.Option(help="Match flipped and rotated copies (8 PDQ lookups per upload).")
+    bool | None,
+    typer.Option(
+        help="Match flipped and rotated copies (8 PDQ lookups per upload). Default: on, off "
+        "with --pipeline pdq.",
+        show_default=False,
+    ),
 ]
 EveryOption = Annotated[
     float,
@@ -116,10 +122,17 @@ class _Found:
     error: str | None = None
 
 
-def _query_options(threshold: int | None, dihedral: bool, low_quality: bool) -> QueryOptions:
+def _query_options(
+    threshold: int | None, dihedral: bool | None, low_quality: bool, pipeline: str
+) -> QueryOptions:
+    thresholds = {"pdq": threshold} if threshold is not None else None
+    if pipeline == "pdq":  # plain PDQ: flips only when asked, no variants, no weak hashes
+        return QueryOptions.plain_pdq(
+            dihedral=bool(dihedral), thresholds=thresholds, include_low_quality=low_quality
+        )
     return QueryOptions(
-        thresholds={"pdq": threshold} if threshold is not None else None,
-        dihedral=dihedral,
+        thresholds=thresholds,
+        dihedral=dihedral is not False,
         include_low_quality=low_quality,
     )
 
@@ -138,7 +151,7 @@ def match_command(
     jobs: JobsOption = 1,
     banks: BanksOption = None,
     threshold: ThresholdOption = None,
-    dihedral: DihedralOption = True,
+    dihedral: DihedralOption = None,
     include_inactive: Annotated[
         bool, typer.Option(help="Also report disabled entries (flagged, never blocking).")
     ] = False,
@@ -172,7 +185,9 @@ def match_command(
     except NciiError as exc:
         error_line(str(exc))
         raise typer.Exit(exit_codes.USAGE) from None
-    options = _query_options(threshold, dihedral, low_quality)
+    options = _query_options(threshold, dihedral, low_quality, pipeline)
+    for weak in sorted({q.type for q in queries if not get_signal_type(q.type).decisive}):
+        note_line(f"note: {weak} matches only in banks that opted in (--weak-hash-matching)")
     video = VideoOptions(query_pct=video_query_pct, bank_pct=video_bank_pct)
     output = choose_format(fmt)
     tally = _Tally()
@@ -246,7 +261,7 @@ def _render_found(found: Iterable[_Found], output: OutputFormat) -> None:
         (row for f in found for row in _match_rows(f)),
         fmt=output,
         columns=MATCH_COLUMNS,
-        flat=lambda r: r,
+        flat=lambda r: r | {"corroborated_by": ",".join(r.get("corroborated_by") or ()) or None},
         as_json=lambda r: {k: v for k, v in r.items() if k != "ranges"},
     )
 
@@ -331,7 +346,7 @@ def scan_command(
     jobs: JobsOption = 0,
     banks: BanksOption = None,
     threshold: ThresholdOption = None,
-    dihedral: DihedralOption = True,
+    dihedral: DihedralOption = None,
     every: EveryOption = DEFAULT_EVERY,
     video_query_pct: VideoQueryPctOption = VPDQ_QUERY_MATCH_PCT,
     video_bank_pct: VideoBankPctOption = VPDQ_BANK_MATCH_PCT,
@@ -350,7 +365,7 @@ def scan_command(
         _check_folder(folder)
         resumed = ReportFile.open(report)
     inputs = [p for p in expand_inputs([str(folder)]) if p not in resumed.done]
-    options = _query_options(threshold, dihedral, False)
+    options = _query_options(threshold, dihedral, False, pipeline)
     video = VideoOptions(query_pct=video_query_pct, bank_pct=video_bank_pct)
     counts = {"scanned": 0, "matched": 0, "failed": 0}
     with cli_store(db) as store:

@@ -181,12 +181,16 @@ class EntryInfo:
     updated_at: dt.datetime
     frames: tuple[VpdqFrame, ...] = ()
     """A video entry's vPDQ frame hashes, when the reader asked for them."""
+    variants: tuple[BankHash, ...] = ()
+    """PDQ hashes of variants of the picture (``ncii.detection``), when the reader asked."""
 
     def to_dict(self) -> dict[str, Any]:
         def iso(value: dt.datetime | None) -> str | None:
             return value.isoformat() if value else None
 
         frames = {"vpdq": [f.to_dict() for f in self.frames]} if self.frames else {}
+        if self.variants:
+            frames["variants"] = [variant_dict(v) for v in self.variants]
         return {
             "id": self.id,
             "bank": self.bank,
@@ -216,6 +220,17 @@ class StatusChange:
     entry: EntryInfo
     previous: EntryStatus
     changed: bool
+
+
+def variant_dict(variant: BankHash) -> dict[str, Any]:
+    """A banked PDQ variant as exports write it: ncii's own detection data, which other tools
+    may ignore (the picture's exchangeable hashes are under ``signals``)."""
+    return {
+        "variant": variant.label,
+        "type": "pdq",
+        "value": variant.value,
+        "quality": variant.quality,
+    }
 
 
 def _signal_dict(signal: Signal) -> dict[str, Any]:

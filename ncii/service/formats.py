@@ -9,10 +9,12 @@ ways; no database code here.
 ``jsonl``
     One object per line: ``{"signal_type", "value", "quality", "status", …}`` or
     ``{"signals": [{"type", "value", "quality"}], …}`` (what exports and
-    ``ncii hash --format jsonl`` write). A video's ``"vpdq"``: a list of
-    ``{"frame", "quality", "pdq", "timestamp"}`` objects (exports, ``ncii hash``) or Meta's
-    vPDQ text, ``frame,quality,pdqhex,timestamp`` lines, in one string; the only format that
-    carries video frames.
+    ``ncii hash --format jsonl`` write). ``"variants"``: ncii's own detection data, PDQ hashes
+    of crops, rotations and the picture's region as ``{"variant", "type": "pdq", "value",
+    "quality"}`` objects (exports write them; other tools may ignore them). A video's
+    ``"vpdq"``: a list of ``{"frame", "quality", "pdq", "timestamp"}`` objects (exports,
+    ``ncii hash``) or Meta's vPDQ text, ``frame,quality,pdqhex,timestamp`` lines, in one
+    string; the only format that carries video frames.
 ``tx``
     python-threatexchange's ``local_file`` format: ``<signal_type> <hash>`` per line, with
     pytx's type names (``pdq``, ``video_md5``, …) or ncii's; ``TYPE:VALUE`` and, given a
@@ -34,11 +36,12 @@ from enum import StrEnum
 from operator import itemgetter
 from typing import Any, TextIO
 
+from ncii.detection import BankHash
 from ncii.errors import ImportFailed, NciiError
 from ncii.service.entries import EntryInfo, Invalid, NewEntry, effective_status
 from ncii.signals import IMAGE_SIGNALS, SIGNAL_TYPES, Signal, SignalType, get_signal_type
 from ncii.signals.vpdq import VpdqFrame, parse_vpdq
-from ncii.store.models import EntryStatus, utcnow
+from ncii.store.models import VARIANT_LENGTH, EntryStatus, utcnow
 
 
 class ImportFormat(StrEnum):
@@ -387,6 +390,8 @@ def _json_record(line: int, data: Any, defaults: Provenance) -> Record:
         }
         if data.get("vpdq"):
             fields["frames"] = _vpdq(data["vpdq"], f"line {line}")
+        if data.get("variants"):
+            fields["variants"] = _variants(data["variants"])
         if status is EntryStatus.disabled:
             fields["disabled_until"] = _time(data.get("disabled_until"), "disabled_until")
         if status is EntryStatus.withdrawn:
@@ -407,6 +412,25 @@ def _vpdq(value: Any, where: str) -> tuple[VpdqFrame, ...]:
         VpdqFrame.from_dict(item, where=f"{where}: vpdq frame {number}")
         for number, item in enumerate(value, 1)
     )
+
+
+def _variants(value: Any) -> tuple[BankHash, ...]:
+    """ncii's own detection data (PDQ hashes of crops, rotations, the picture's region), as
+    ncii's jsonl export writes it; restored so the importing bank detects what the exporter's
+    did."""
+    if not isinstance(value, list) or not all(isinstance(v, dict) for v in value):
+        raise _Bad('"variants" must be a list of {"variant", "type", "value", "quality"} objects')
+    found = []
+    for item in value:
+        label = item.get("variant")
+        if not isinstance(label, str) or not 0 < len(label) <= VARIANT_LENGTH:
+            raise _Bad(f"invalid variant label {label!r}")
+        if item.get("type", "pdq") != "pdq":
+            raise _Bad(f"variant {label}: only pdq variants exist, not {item.get('type')!r}")
+        quality = _quality(item.get("quality"))
+        value = _signal("pdq", item.get("value"), quality).value
+        found.append(BankHash(label, value, quality or 0))
+    return tuple(found)
 
 
 # --- tx ---------------------------------------------------------------------------------------

@@ -19,7 +19,7 @@ import logging
 import time
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -39,7 +39,7 @@ from ncii.service.video_matching import (
     VideoOptions,
     sampling_step,
 )
-from ncii.signals import PDQ_MIN_QUALITY, Signal, get_signal_type
+from ncii.signals import PDQ_MIN_QUALITY, WEAK_SIGNALS, Signal, get_signal_type
 from ncii.signals.vpdq import VPDQ_DISTANCE_THRESHOLD, VideoHashes, VpdqFrame
 from ncii.store.engine import Store
 from ncii.store.models import Bank, ChangeKind, Entry, EntrySignal, EntryStatus, utcnow
@@ -74,6 +74,9 @@ class BankMatch:
     variant: str | None = None
     """Which banked variant of the entry's picture matched (``crop_0.06``…), if not the
     picture's own hash (see ``ncii.detection``)."""
+    corroborated_by: tuple[str, ...] = ()
+    """The weak 64-bit hashes (``phash``…) of the upload that also agree with this entry's,
+    each within its type's threshold: supporting evidence, never a match on their own."""
 
     @property
     def active(self) -> bool:
@@ -93,6 +96,7 @@ class BankMatch:
             "external_id": self.external_id,
             "matched_value": self.matched_value,
             "variant": self.variant,
+            "corroborated_by": list(self.corroborated_by),
         } | (self.video.to_dict() if self.video is not None else {})
 
 
@@ -420,6 +424,7 @@ class Matcher:
             dihedral=options.dihedral,
             include_low_quality=options.include_low_quality,
             signal_types=options.signal_types,
+            detection_margin=options.detection_margin,
         )
         signals = list(signals)
         hits = self.index.search_signals(
@@ -478,6 +483,8 @@ class Matcher:
         # One match per (entry, signal type): its picture's hash and a variant of it may both
         # be hit; the closest is reported.
         best: dict[tuple[int, str], BankMatch] = {}
+        # Weak hashes of entries that agree but decide nothing here (the bank did not opt in).
+        agreeing: dict[int, set[str]] = defaultdict(set)
         with self.store.read() as session:
             keys = list(by_key)
             for start in range(0, len(keys), RESOLVE_CHUNK):
@@ -503,17 +510,23 @@ class Matcher:
                     if wanted is not None and row.bank not in wanted:
                         continue
                     kind = hit.signal_type
+                    bank_thresholds = overrides.get(row.bank_id, {})
                     threshold = (
                         explicit[kind]
                         if kind in explicit
-                        else overrides.get(row.bank_id, {}).get(kind, options.threshold(kind))
+                        else bank_thresholds.get(kind, options.threshold(kind))
                     )
+                    if hit.detection or row.variant is not None:
+                        threshold -= options.detection_margin
                     if hit.distance > threshold:
                         continue
                     status = effective_status(EntryStatus(row.status), row.disabled_until, now)
                     if status is EntryStatus.withdrawn:
                         continue
                     if status is not EntryStatus.active and not include_inactive:
+                        continue
+                    if not decides(kind, bank_thresholds, explicit):
+                        agreeing[row.entry_id].add(kind)
                         continue
                     match = BankMatch(
                         bank=row.bank,
@@ -535,9 +548,22 @@ class Matcher:
                         held.variant is not None,
                     ):
                         best[slot] = match
-        found = list(best.values())
+        found = [_corroborated(m, agreeing.get(m.entry_id, ())) for m in best.values()]
         found.sort(key=lambda m: (m.bank, m.entry_id, m.distance, m.signal_type))
         return found
+
+
+def decides(kind: str, bank_thresholds: dict[str, int], explicit: dict[str, int]) -> bool:
+    """Whether a hit of this signal type decides a match: PDQ and file digests always; a weak
+    64-bit hash only where the bank opted in by storing a threshold for it (``ncii bank
+    update B --weak-hash-matching``) or the caller passed one with the query."""
+    return get_signal_type(kind).decisive or kind in bank_thresholds or kind in explicit
+
+
+def _corroborated(match: BankMatch, kinds: Iterable[str]) -> BankMatch:
+    """``match`` with the weak hashes that also agree with its entry listed."""
+    agree = [name for name in WEAK_SIGNALS if name in kinds and name != match.signal_type]
+    return replace(match, corroborated_by=tuple(agree)) if agree else match
 
 
 def _widest_thresholds(

@@ -11,6 +11,7 @@ from typing import Any, TextIO
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from ncii.detection import BankHash
 from ncii.service import entries, formats, ingest
 from ncii.service.banks import get_bank
 from ncii.service.entries import AddOptions, AddSummary, EntryInfo, Invalid
@@ -174,22 +175,27 @@ def _iter_entries(session: Session, bank_id: int, bank_name: str) -> Iterator[En
     )
     current: list[Any] | None = None
     signals: list[Signal] = []
-    # Variants stay home. Skipped here rather than in SQL: right after a big import, before
+    variants: list[BankHash] = []
+    # Variants ride along apart from the signals (jsonl writes them under "variants"; csv and tx
+    # cannot carry them). Told apart here rather than in SQL: right after a big import, before
     # PostgreSQL has statistics, "variant IS NULL" looks so selective to its planner that the
     # cursor's plan became a nested loop over both tables (minutes instead of seconds).
     for row in session.execute(query):
-        if row[14] is not None:
-            continue
         if current is None or row[0] != current[0]:
             if current is not None:
-                yield _entry_info(current, bank_name, signals)
-            current, signals = list(row[:11]), []
-        signals.append(Signal(row[11], row[12], row[13]))
+                yield _entry_info(current, bank_name, signals, variants)
+            current, signals, variants = list(row[:11]), [], []
+        if row[14] is not None:
+            variants.append(BankHash(row[14], row[12], row[13] or 0))
+        else:
+            signals.append(Signal(row[11], row[12], row[13]))
     if current is not None:
-        yield _entry_info(current, bank_name, signals)
+        yield _entry_info(current, bank_name, signals, variants)
 
 
-def _entry_info(row: list[Any], bank_name: str, signals: list[Signal]) -> EntryInfo:
+def _entry_info(
+    row: list[Any], bank_name: str, signals: list[Signal], variants: list[BankHash]
+) -> EntryInfo:
     (
         entry_id,
         status,
@@ -217,4 +223,5 @@ def _entry_info(row: list[Any], bank_name: str, signals: list[Signal]) -> EntryI
         withdraw_reason=withdraw_reason,
         created_at=created_at,
         updated_at=updated_at,
+        variants=tuple(variants),
     )

@@ -17,6 +17,8 @@ SIGNAL_TYPES: dict[str, SignalType] = {
 
 IMAGE_SIGNALS: tuple[str, ...] = ("pdq", "phash", "dhash", "ahash", "whash")
 FILE_SIGNALS: tuple[str, ...] = ("md5", "sha256")
+WEAK_SIGNALS: tuple[str, ...] = tuple(t.name for t in SIGNAL_TYPES.values() if not t.decisive)
+"""The 64-bit imagehash family: supporting evidence, deciding only in banks that opt in."""
 
 
 def get_signal_type(name: str) -> SignalType:
@@ -66,6 +68,7 @@ __all__ = [
     "PDQ_MATCH_THRESHOLD",
     "PDQ_MIN_QUALITY",
     "SIGNAL_TYPES",
+    "WEAK_SIGNALS",
     "Signal",
     "SignalType",
     "get_signal_type",

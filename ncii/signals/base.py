@@ -20,7 +20,9 @@ class SignalType:
     """A fixed-width hex hash compared by Hamming distance.
 
     ``exact`` types (file digests) match only at distance 0; perceptual types match at
-    ``threshold`` or below.
+    ``threshold`` or below. Only ``decisive`` types decide a match on their own; the others
+    (the 64-bit imagehash family, whose unrelated photos collide far too often at scale, see
+    ``docs/detection.md``) only corroborate one, unless a bank opts in to them.
     """
 
     name: str
@@ -29,6 +31,7 @@ class SignalType:
     exact: bool
     description: str
     examples: tuple[str, ...] = ()
+    decisive: bool = True
 
     HEX_PER_BYTE: ClassVar[int] = 2
 

@@ -1,9 +1,12 @@
 """The imagehash family: 64-bit pHash, dHash, aHash and wHash as 16 hex digits.
 
 They are cheaper and weaker than PDQ; platforms use them as second opinions and some partners
-exchange them. Thresholds come from ``bench/imagehash_thresholds.py`` run on ``../shared/data``
-(known edits of the same photo versus every pair of 2,500 distinct photos); the figures behind
-each number are in ``docs/benchmarks.md``.
+exchange them. They never decide a match on their own (``decisive=False``): a PDQ hit reports
+which of them agree (``corroborated_by``), and only a bank that opted in (``ncii bank update B
+--weak-hash-matching``) is matched on them, at the threshold it stores. The thresholds below
+say when they agree; they come from ``bench/imagehash_thresholds.py`` run on ``../shared/data``
+(known edits of the same photo versus every pair of 2,500 distinct photos; figures in
+``docs/benchmarks.md``). ``bench/false_match_rate.py`` shows why they cannot decide alone.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ def _family(name: str, threshold: int, what: str) -> SignalType:
         exact=False,
         description=f"{what} (imagehash, 64 bits)",
         examples=("d1c1b2a3c4e5f607",),
+        decisive=False,
     )
 
 
