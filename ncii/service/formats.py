@@ -668,6 +668,23 @@ def _epoch(value: Any) -> dt.datetime | None:
 # --- export -----------------------------------------------------------------------------------
 
 
+class UnexportableEntry(NciiError):
+    """An entry holding a number JSON cannot carry (a video frame time of Infinity or NaN,
+    stored before imports checked them): exporting it would write a file nothing reads."""
+
+
+def _json_entry(entry: EntryInfo) -> str:
+    try:
+        return json.dumps(
+            entry.to_dict(), ensure_ascii=False, separators=(",", ":"), allow_nan=False
+        )
+    except ValueError:
+        raise UnexportableEntry(
+            f"entry {entry.id}: a video frame time is not a finite number (Infinity and NaN "
+            "are not JSON); withdraw the entry and add the video again"
+        ) from None
+
+
 @dataclass(slots=True)
 class ExportCounts:
     entries: int = 0
@@ -708,7 +725,7 @@ def write_records(
             counts.entries += 1
             counts.signals += len(entry.signals)
             counts.frames += len(entry.frames)
-            out.write(json.dumps(entry.to_dict(), ensure_ascii=False, separators=(",", ":")))
+            out.write(_json_entry(entry))
             out.write("\n")
     else:
         now = utcnow()
