@@ -99,10 +99,12 @@ def undecodable(text: str) -> bool:
 def shown(value: object) -> str:
     """``repr`` of a value for a message, cut to :data:`SHOWN_LENGTH` characters: a refused
     10,000-character name is not echoed in full."""
-    text = value if isinstance(value, str) else str(value)
-    if len(text) <= SHOWN_LENGTH:
-        return repr(text)
-    return f"{text[:SHOWN_LENGTH]!r}… ({len(text):,} characters)"
+    if not isinstance(value, str):
+        text = repr(value)
+        return text if len(text) <= SHOWN_LENGTH else f"{text[:SHOWN_LENGTH]}…"
+    if len(value) <= SHOWN_LENGTH:
+        return repr(value)
+    return f"{value[:SHOWN_LENGTH]!r}… ({len(value):,} characters)"
 
 
 def unstorable(value: str) -> str | None:
