@@ -5,6 +5,7 @@ each bad record gives one line naming the file and line, the bank is unchanged w
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import pytest
@@ -12,6 +13,11 @@ from typer.testing import CliRunner
 
 from ncii.cli import exit_codes
 from ncii.cli.app import app
+from ncii.service import banks, ingest
+from ncii.service.entries import NewEntry
+from ncii.signals import Signal
+from ncii.signals.vpdq import VpdqFrame
+from ncii.store.engine import Store
 
 runner = CliRunner()
 PDQ = [f"{i:064x}" for i in range(1, 40)]
@@ -228,3 +234,30 @@ def test_jsonl_invalid_utf8_names_its_line(bank_url: str, tmp_path: Path) -> Non
     bad = bad.replace(b'caf"', b'caf\xff"')
     path.write_bytes(b"\n".join([GOOD[0].encode(), bad, GOOD[1].encode()]) + b"\n")
     _check_refused(bank_url, path, "jsonl", "line 2: not UTF-8 text", {PDQ[0], PDQ[1]})
+
+
+def test_jsonl_export_never_writes_infinity(store: Store, store_url: str, tmp_path: Path) -> None:
+    """A frame time of Infinity, as old `case open --from` stored it, fails the export in one
+    line naming the entry, and no file (whole or partial) is left behind."""
+    with store.begin() as session:
+        banks.create_bank(session, "b", actor="t")
+        ingest.add_entries(
+            session,
+            "b",
+            [
+                NewEntry(
+                    (Signal("md5", "a" * 32),),
+                    frames=(VpdqFrame(0, 90, PDQ[0], math.inf), VpdqFrame(1, 90, PDQ[1], 1.0)),
+                )
+            ],
+            actor="t",
+        )
+    out = tmp_path / "out" / "bank.jsonl"
+    out.parent.mkdir()
+    result = ncii(store_url, "export", "b", "-f", "jsonl", "-o", str(out))
+    assert result.exit_code == exit_codes.ERROR, result.output
+    assert _errors(result) == [
+        "error: entry 1: a video frame time is not a finite number (Infinity and NaN are not "
+        "JSON); withdraw the entry and add the video again"
+    ]
+    assert list(out.parent.iterdir()) == []
