@@ -107,3 +107,6 @@ def test_unstorable_text_is_refused_naming_the_field(
     assert _one_error(status, exit_codes.USAGE) == f"error: case number {why}"
     [shown] = [json.loads(line) for line in ncii(store_url, "bank", "list").stdout.splitlines()]
     assert shown["entries"] == 0
+    assert ncii(store_url, "add", "b", str(PHOTO)).exit_code == 0
+    withdrawn = ncii(store_url, "entry", "withdraw", "1", "--reason", text)
+    assert _one_error(withdrawn, exit_codes.USAGE) == f"error: reason {why}"

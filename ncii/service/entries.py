@@ -390,7 +390,7 @@ def _set_status(
     at: dt.datetime | None = None,
 ) -> StatusChange:
     actor = validate_actor(actor)
-    reason = (reason or "").strip() or None
+    reason = check_text((reason or "").strip() or None, "reason")
     if reason is None and status is not EntryStatus.active:
         raise InvalidArgument(f"a reason is required to mark an entry {status.value}")
     entry = session.scalar(select(Entry).where(Entry.id == entry_id).with_for_update())
