@@ -20,7 +20,13 @@ ways; no database code here.
 ``stopncii``
     Records shaped like StopNCII's FetchHashes response: JSON lines, a JSON array, or response
     pages with ``hashRecords``. A record whose ``hashStatus``, or every one of whose case
-    statuses, is ``Withdrawn``/``Deleted`` is a withdrawal.
+    statuses, is ``Withdrawn``/``Deleted`` is a withdrawal; a status python-threatexchange
+    does not know is refused rather than taken as active.
+
+Hostile input is one bad record, never a crash: a line that is not UTF-8, JSON with a number of
+more than 4,300 digits or nested more than 512 deep, a frame number past 2³¹ − 1, a NUL in a
+text field, or a CSV quote never closed (the rows after it are read again) is reported with
+its line, and skipped under ``--skip-invalid``.
 """
 
 from __future__ import annotations
