@@ -261,3 +261,25 @@ def test_jsonl_export_never_writes_infinity(store: Store, store_url: str, tmp_pa
         "JSON); withdraw the entry and add the video again"
     ]
     assert list(out.parent.iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    ("fmt", "line"),
+    [
+        ("tx", "t" * 10_000 + " " + PDQ[9]),
+        ("jsonl", json.dumps({"signal_type": "t" * 10_000, "value": PDQ[9]})),
+        ("jsonl", json.dumps({"signal_type": "pdq", "value": PDQ[9], "status": "s" * 10_000})),
+        ("csv", f"pdq,{PDQ[9]},{'9' * 10_000},,,,"),
+    ],
+    ids=["tx type", "jsonl type", "jsonl status", "csv quality"],
+)
+def test_huge_values_are_not_echoed_in_full(
+    bank_url: str, tmp_path: Path, fmt: str, line: str
+) -> None:
+    path = tmp_path / f"h.{fmt}"
+    header = [CSV_HEADER] if fmt == "csv" else []
+    path.write_text("\n".join([*header, line]) + "\n")
+    result = ncii(bank_url, "import", "b", str(path), "-f", fmt)
+    assert result.exit_code == exit_codes.ERROR, result.output
+    [error] = _errors(result)
+    assert "(10,000 characters)" in error and len(error) < 300, error

@@ -147,6 +147,8 @@ _SIGNAL_TYPES: dict[str, SignalType] = {}
 def _signal_type(kind: Any) -> SignalType:
     """The signal type called ``kind`` (any case, spaces around), remembered by spelling."""
     signal_type = _SIGNAL_TYPES.get(kind) if isinstance(kind, str) else None
+    if signal_type is None and isinstance(kind, str) and len(kind) > jsontext.SHOWN_LENGTH:
+        raise _Bad(f"unknown signal type {jsontext.shown(kind)}")  # not echoed in full
     if signal_type is None:
         signal_type = get_signal_type(str(kind or ""))
         if isinstance(kind, str) and len(_SIGNAL_TYPES) < 64:
@@ -164,13 +166,13 @@ def _quality(value: Any) -> int | None:
     if value is None or value == "":
         return None
     if isinstance(value, bool) or not isinstance(value, int | str):
-        raise _Bad(f"invalid quality {value!r}: expected 0-100")
+        raise _Bad(f"invalid quality {jsontext.shown(value)}: expected 0-100")
     try:
         number = int(value)
     except ValueError:
-        raise _Bad(f"invalid quality {value!r}: expected 0-100") from None
+        raise _Bad(f"invalid quality {jsontext.shown(value)}: expected 0-100") from None
     if not 0 <= number <= 100:
-        raise _Bad(f"invalid quality {value!r}: expected 0-100")
+        raise _Bad(f"invalid quality {jsontext.shown(value)}: expected 0-100")
     return number
 
 
@@ -184,7 +186,9 @@ def _status(value: Any) -> EntryStatus:
     if status is None:
         status = _STATUSES.get(str(value).strip().lower())
     if status is None:
-        raise _Bad(f"invalid status {value!r}: expected active, disabled or withdrawn")
+        raise _Bad(
+            f"invalid status {jsontext.shown(value)}: expected active, disabled or withdrawn"
+        )
     return status
 
 
@@ -195,7 +199,7 @@ def _time(value: Any, what: str) -> dt.datetime | None:
     try:
         parsed = dt.datetime.fromisoformat(text)
     except ValueError:
-        raise _Bad(f"invalid {what} {text!r}: expected an ISO 8601 time") from None
+        raise _Bad(f"invalid {what} {jsontext.shown(text)}: expected an ISO 8601 time") from None
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)
 
 
@@ -535,7 +539,7 @@ def _read_tx(stream: TextIO, defaults: Provenance) -> Iterator[Record]:
             kind, value = defaults.signal_type, text
         name = TX_NAMES.get(kind.strip().lower())
         if name is None:
-            yield Invalid(line, f"unknown signal type {kind!r} (known: {known})")
+            yield Invalid(line, f"unknown signal type {jsontext.shown(kind)} (known: {known})")
             continue
         try:
             signal = _signal(name, value.strip(), None)
@@ -609,7 +613,7 @@ def _stopncii_record(line: int, record: Any, defaults: Provenance, *, unit: str 
         kind = STOPNCII_TYPES.get(str(signal_type))
         if kind is None:
             raise _Bad(
-                f"unsupported StopNCII signalType {signal_type!r} "
+                f"unsupported StopNCII signalType {jsontext.shown(signal_type)} "
                 f"(ncii stores {', '.join(STOPNCII_TYPES)})"
             )
         signal = _signal(kind, record.get("hashValue"), None)
@@ -668,7 +672,9 @@ def _epoch(value: Any) -> dt.datetime | None:
     try:
         return dt.datetime.fromtimestamp(int(value), dt.UTC)
     except (TypeError, ValueError, OverflowError, OSError):
-        raise _Bad(f"invalid lastModtimestamp {value!r}: expected Unix seconds") from None
+        raise _Bad(
+            f"invalid lastModtimestamp {jsontext.shown(value)}: expected Unix seconds"
+        ) from None
 
 
 # --- export -----------------------------------------------------------------------------------
