@@ -75,6 +75,7 @@ def test_killed_imports_leave_the_bank_empty_or_complete(store_url: str, hash_fi
         held = _held(store_url, bank)
         assert held in ((0, 0), (ROWS, ROWS)), f"{bank} after {delay:.1f} s: {held}"
         _audit_intact(store_url)
+        print(f"{bank}: killed after {delay:.2f} s of a {duration:.2f} s import: {held[0]} held")
         if code == -signal.SIGKILL and held == (0, 0):
             killed_mid_import += 1
     assert killed_mid_import >= 1, (
