@@ -67,7 +67,13 @@ def _many_frames(data: dict) -> None:
     data["items"][1]["frames"] = [[n, *frame[1:]] for n in range(200_000)]
 
 
+def _many_variants(data: dict) -> None:
+    variants = data["items"][0]["variants"]
+    data["items"][0]["variants"] = [[f"v{n}", *variants[0][1:]] for n in range(65)]
+
+
 TAMPERED: dict[str, tuple[Callable[[dict], None], str]] = {
+    "65 variants in one item": (_many_variants, "item 1: more than 64 variants"),
     "timestamp -1": (
         _frame(0, _set(3, -1.0)),
         "item 2: invalid video frame timestamp -1.0: expected a time >= 0",
@@ -86,7 +92,7 @@ TAMPERED: dict[str, tuple[Callable[[dict], None], str]] = {
     ),
     "200,000 frames in one item": (
         _many_frames,
-        "more than 100,000 hashes (signals, video frames and variants) by item 2",
+        "more than 100,000 hashes (signals and video frames) by item 2",
     ),
     "version true": (
         lambda d: d.__setitem__("version", True),
