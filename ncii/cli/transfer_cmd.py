@@ -338,8 +338,12 @@ def _output(name: str) -> Iterator[TextIO]:
         sys.stdout.flush()
         return
     partial = Path(f"{name}.part")
-    with partial.open("w", encoding="utf-8", newline="") as handle:
-        yield handle
+    try:
+        with partial.open("w", encoding="utf-8", newline="") as handle:
+            yield handle
+    except BaseException:
+        partial.unlink(missing_ok=True)  # a failed export leaves no half-written file
+        raise
     os.replace(partial, name)
 
 

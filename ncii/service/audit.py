@@ -8,14 +8,15 @@ too, keep the head hash ``ncii audit verify`` prints somewhere they cannot reach
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections import Counter
+from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from ncii.service.history import GENESIS, event_hash
-from ncii.store.models import AuditChainHead, AuditEvent
+from ncii.store.models import AuditChainHead, AuditEvent, Bank, Case, Entry, Takedown
 
 VERIFY_BATCH = 10_000
 
@@ -26,7 +27,8 @@ class ChainProblem:
 
     event_id: int | None
     kind: str
-    """``edited``, ``deleted`` or ``head`` (the head record disagrees with the log)."""
+    """``edited``, ``deleted``, ``head`` (the head record disagrees with the log) or
+    ``missing`` (the store holds a bank, case, entry or takedown the log never recorded)."""
     message: str
 
 
@@ -61,9 +63,42 @@ def _ids(first: int, last: int) -> str:
     return f"event {first} was" if first == last else f"events {first}-{last} were"
 
 
+@dataclass(slots=True)
+class _Recorded:
+    """What the audit log says was created: every bank, case, entry and takedown the store
+    holds must be among it, or rows were deleted and the chain rebuilt (or emptied)."""
+
+    banks: set[int] = field(default_factory=set)
+    cases: set[str] = field(default_factory=set)
+    takedowns: set[int] = field(default_factory=set)
+    entries: Counter[int] = field(default_factory=Counter)
+    """Entries added per bank id (one per ``entry.add``, or a summary event's ``added``)."""
+
+    def note(self, row: AuditEvent) -> None:
+        details = row.details if isinstance(row.details, dict) else {}
+        if row.action == "bank.create" and row.bank_id is not None:
+            self.banks.add(row.bank_id)
+        elif row.action == "entry.add" and row.bank_id is not None:
+            self.entries[row.bank_id] += 1
+        elif row.action == "takedown.receive" and isinstance(details.get("takedown"), int):
+            self.takedowns.add(details["takedown"])
+        if row.action == "case.open" and isinstance(details.get("case"), str):
+            self.cases.add(details["case"])
+        added = details.get("added")
+        if row.action != "entry.add" and row.bank_id is not None and _count(added):
+            self.entries[row.bank_id] += added
+
+
+def _count(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value > 0
+
+
 def verify_chain(session: Session) -> ChainReport:
-    """Check every audit event's hash and link, then the head; stop at the first break."""
+    """Check every audit event's hash, then its link, then the head; stop at the first break.
+    An intact chain must then account for what the store holds (:func:`_unrecorded`): an
+    emptied log beside banks and entries is not intact."""
     previous_hash, previous_id, count = GENESIS, None, 0
+    recorded = _Recorded()
 
     def report(problem: ChainProblem | None) -> ChainReport:
         return ChainReport(count, previous_id, previous_hash if count else None, problem)
@@ -73,6 +108,24 @@ def verify_chain(session: Session) -> ChainReport:
     ).scalars()
     for row in rows:
         count += 1
+        # The row's own hash first: a row moved to another id (ids swapped) or edited
+        # without recomputing is named itself, not the intact row before it.
+        expected = event_hash(
+            row.prev_hash,
+            id=row.id,
+            at=row.at,
+            actor=row.actor,
+            action=row.action,
+            bank_id=row.bank_id,
+            entry_id=row.entry_id,
+            details=row.details,
+        )
+        if row.row_hash != expected and row.prev_hash == previous_hash:
+            return report(
+                ChainProblem(
+                    row.id, "edited", f"audit event {row.id} was edited (its hash does not match)"
+                )
+            )
         if row.prev_hash != previous_hash:
             first_missing = 1 if previous_id is None else previous_id + 1
             if row.id > first_missing:
@@ -85,8 +138,20 @@ def verify_chain(session: Session) -> ChainReport:
                         + ("the start of the log)" if previous_id is None else f"{previous_id})"),
                     )
                 )
-            if previous_id is None:
-                return report(ChainProblem(row.id, "edited", f"audit event {row.id} was edited"))
+            if previous_id is None or row.row_hash != expected:
+                return report(
+                    ChainProblem(
+                        row.id,
+                        "edited",
+                        f"audit event {row.id} was edited or moved (it does not follow "
+                        + (
+                            "the start of the log"
+                            if previous_id is None
+                            else f"event {previous_id}"
+                        )
+                        + " and its hash does not match)",
+                    )
+                )
             return report(
                 ChainProblem(
                     previous_id,
@@ -95,28 +160,13 @@ def verify_chain(session: Session) -> ChainReport:
                     f"(event {row.id} does not follow it)",
                 )
             )
-        expected = event_hash(
-            row.prev_hash,
-            id=row.id,
-            at=row.at,
-            actor=row.actor,
-            action=row.action,
-            bank_id=row.bank_id,
-            entry_id=row.entry_id,
-            details=row.details,
-        )
-        if row.row_hash != expected:
-            return report(
-                ChainProblem(
-                    row.id, "edited", f"audit event {row.id} was edited (its hash does not match)"
-                )
-            )
+        recorded.note(row)
         previous_hash, previous_id = row.row_hash, row.id
     head = session.get(AuditChainHead, 1)
     if head is None:
         if count:
             return report(ChainProblem(None, "head", "the audit chain's head record is missing"))
-        return report(None)
+        return report(_unrecorded(session, recorded, empty=True))
     if previous_id is None or head.last_id > previous_id:
         first = 1 if previous_id is None else previous_id + 1
         return report(
@@ -136,4 +186,49 @@ def verify_chain(session: Session) -> ChainReport:
                 f"event {previous_id}",
             )
         )
-    return report(None)
+    return report(_unrecorded(session, recorded, empty=False))
+
+
+def _unrecorded(session: Session, recorded: _Recorded, *, empty: bool) -> ChainProblem | None:
+    """The first bank, case, entry count or takedown of the store the log does not account
+    for: a log emptied (or cut and re-chained) while the data stayed."""
+    if empty:
+        held = {
+            "banks": session.scalar(select(func.count()).select_from(Bank)) or 0,
+            "cases": session.scalar(select(func.count()).select_from(Case)) or 0,
+            "entries": session.scalar(select(func.count()).select_from(Entry)) or 0,
+            "takedowns": session.scalar(select(func.count()).select_from(Takedown)) or 0,
+        }
+        if any(held.values()):
+            what = ", ".join(
+                f"{n:,} {kind if n != 1 else kind[:-1]}" for kind, n in held.items() if n
+            )
+            return ChainProblem(
+                None, "missing", f"the audit log is empty but the store holds {what}"
+            )
+        return None
+    for bank_id, name in session.execute(select(Bank.id, Bank.name).order_by(Bank.id)):
+        if bank_id not in recorded.banks:
+            return ChainProblem(
+                None, "missing", f"bank {name} (id {bank_id}) has no bank.create audit event"
+            )
+    for number in session.scalars(select(Case.number).order_by(Case.id)):
+        if number not in recorded.cases:
+            return ChainProblem(None, "missing", f"case {number} has no case.open audit event")
+    for takedown_id in session.scalars(select(Takedown.id).order_by(Takedown.id)):
+        if takedown_id not in recorded.takedowns:
+            return ChainProblem(
+                None, "missing", f"takedown {takedown_id} has no takedown.receive audit event"
+            )
+    held_entries = session.execute(
+        select(Entry.bank_id, func.count()).group_by(Entry.bank_id).order_by(Entry.bank_id)
+    )
+    for bank_id, entries in held_entries:
+        if entries > recorded.entries[bank_id]:
+            return ChainProblem(
+                None,
+                "missing",
+                f"bank id {bank_id} holds {entries:,} entries but the audit log records "
+                f"{recorded.entries[bank_id]:,} added",
+            )
+    return None

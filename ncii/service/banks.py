@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 
 from ncii.errors import AlreadyExists, InvalidArgument, NotFound
 from ncii.service import history
+from ncii.service.jsontext import check_line, check_text, shown
 from ncii.signals import get_signal_type
 from ncii.store.models import (
     NAME_LENGTH,
@@ -116,19 +117,21 @@ class DeletedBank:
 
 
 def validate_name(name: str) -> str:
+    """A bank name as stored; a refused one is echoed cut short (it may be 10,000 characters)."""
     if not isinstance(name, str) or not _NAME.fullmatch(name):
         raise InvalidArgument(
-            f"invalid bank name {name!r}: use 1-{NAME_LENGTH} letters, digits, '_', '.' or '-', "
-            "starting with a letter or digit"
+            f"invalid bank name {shown(name)}: use 1-{NAME_LENGTH} letters, digits, '_', '.' "
+            "or '-', starting with a letter or digit"
         )
     return name
 
 
 def validate_actor(actor: str) -> str:
+    """Who did it, as the audit log records it: one line, no control characters."""
     actor = (actor or "").strip()
     if not actor or len(actor) > TEXT_LENGTH:
-        raise InvalidArgument(f"invalid actor {actor!r}: 1-{TEXT_LENGTH} characters")
-    return actor
+        raise InvalidArgument(f"invalid actor {shown(actor)}: 1-{TEXT_LENGTH} characters")
+    return check_line(actor, "actor")
 
 
 def _validate_trust(trust_level: int) -> int:
@@ -170,7 +173,7 @@ def _optional_text(value: str | None, what: str) -> str | None:
         return None
     if len(value) > TEXT_LENGTH:
         raise InvalidArgument(f"{what} is too long ({len(value)} > {TEXT_LENGTH} characters)")
-    return value.strip()
+    return check_text(value.strip(), what)
 
 
 def create_bank(
@@ -196,7 +199,7 @@ def create_bank(
         raise InvalidArgument(f"invalid bank source {source!r} (known: {known})") from None
     bank = Bank(
         name=validate_name(name),
-        description=description or "",
+        description=check_text(description or "", "description"),
         source=source,
         source_ref=_optional_text(source_ref, "source reference"),
         trust_level=_validate_trust(trust_level),
@@ -229,6 +232,10 @@ def get_bank(session: Session, name: str, *, lock: bool = False) -> Bank:
     take turns (on PostgreSQL; SQLite serialises all writers anyway) and never race on the
     one-value-per-bank constraint.
     """
+    if not isinstance(name, str) or not _NAME.fullmatch(name):
+        # Never a bank (names are validated on the way in); not sent to the database either,
+        # where a NUL in it would be an error rather than "not found".
+        raise NotFound(f"no bank named {shown(name)}")
     query = select(Bank).where(Bank.name == name)
     if lock:
         query = query.with_for_update()
@@ -346,7 +353,7 @@ def update_bank(
     thresholds.update(validate_thresholds(set_thresholds or {}))
     values: dict[str, Any] = {}
     if description is not None and description != bank.description:
-        values["description"] = description
+        values["description"] = check_text(description, "description")
     if trust_level is not None and _validate_trust(trust_level) != bank.trust_level:
         values["trust_level"] = trust_level
     if dict(sorted(thresholds.items())) != before.match_thresholds:

@@ -25,6 +25,7 @@ from ncii.hashing import HashResult
 from ncii.service import history, ingest
 from ncii.service.banks import create_bank, get_bank, validate_actor
 from ncii.service.entries import AddOptions, AddResult, NewEntry
+from ncii.service.jsontext import check_text, shown
 from ncii.signals.vpdq import VideoHashes
 from ncii.store.models import (
     TEXT_LENGTH,
@@ -189,7 +190,11 @@ def new_case_number() -> str:
 
 
 def normalise_number(number: str) -> str:
-    return (number or "").strip().upper()
+    """A case number as stored; one no database could hold (a NUL in it) is refused here, so
+    both engines answer "no such case" the same way."""
+    number = (number or "").strip().upper()
+    check_text(number, "case number")
+    return number
 
 
 # --- opening ----------------------------------------------------------------------------------
@@ -219,7 +224,7 @@ def open_case(
     actor = validate_actor(actor)
     if not items:
         raise InvalidArgument("a case needs at least one hashed file")
-    label = (label or "").strip() or None
+    label = check_text((label or "").strip() or None, "case name")
     if label is not None and len(label) > TEXT_LENGTH:
         raise InvalidArgument(f"the case name is too long ({len(label)} > {TEXT_LENGTH})")
     now = now or utcnow()
@@ -324,11 +329,12 @@ def check_pin(
     """Check a PIN against the case's hash, counting failures and locking the case after
     :data:`MAX_PIN_FAILURES` in a row; a locked case refuses even the right PIN."""
     number = normalise_number(number)
+    actor = validate_actor(actor)
     now = now or utcnow()
     case = session.scalar(select(Case).where(Case.number == number).with_for_update())
     if case is None:
         hash_pin(pin)  # as slow as a real check: timing does not tell which numbers exist
-        raise NotFound(f"no case {number!r}")
+        raise NotFound(f"no case {shown(number)}")
     if case.locked_until is not None and case.locked_until > now:
         history.audit(
             session, actor=actor, action="case.pin_refused", details={"case": number}, at=now
@@ -357,7 +363,7 @@ def _case(session: Session, number: str, *, lock: bool = False) -> Case:
     query = select(Case).where(Case.number == normalise_number(number))
     case = session.scalar(query.with_for_update() if lock else query)
     if case is None:
-        raise NotFound(f"no case {normalise_number(number)!r}")
+        raise NotFound(f"no case {shown(normalise_number(number))}")
     return case
 
 
@@ -428,7 +434,7 @@ def withdraw_case(
             Entry.id.in_(sorted(mine - shared)), Entry.status != EntryStatus.withdrawn
         )
     ).all()
-    why = (reason or "").strip() or f"case {case.number} withdrawn"
+    why = check_text((reason or "").strip(), "reason") or f"case {case.number} withdrawn"
     if targets:
         session.execute(
             update(Entry)

@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 from ncii.errors import InvalidArgument, NotFound
 from ncii.service import history
 from ncii.service.banks import get_bank, validate_actor
+from ncii.service.jsontext import check_text
 from ncii.signals import Signal
 from ncii.store.models import (
     TEXT_LENGTH,
@@ -84,6 +85,13 @@ class NewEntry:
             self.status = _status(self.status)
         if self.external_id is not None and len(self.external_id) > TEXT_LENGTH:
             raise InvalidArgument(f"external_id longer than {TEXT_LENGTH} characters")
+        if (
+            self.note is not None
+            or self.case_ref is not None
+            or self.external_id is not None
+            or self.withdraw_reason is not None
+        ):
+            _check_texts(self)
         if self.disabled_until is not None and self.disabled_until.tzinfo is None:
             raise InvalidArgument("disabled_until has no time zone")
         if self.withdrawn_at is not None and self.withdrawn_at.tzinfo is None:
@@ -93,6 +101,20 @@ class NewEntry:
     def where(self) -> str | None:
         """Where the item came from, for messages: its file, else its line."""
         return self.source or (None if self.line is None else f"line {self.line}")
+
+
+def _check_texts(item: NewEntry) -> None:
+    """Text fields both engines can store (no NUL, UTF-8 only), else an error naming it."""
+    joined = (
+        f"{item.external_id or ''}{item.case_ref or ''}{item.note or ''}"
+        f"{item.withdraw_reason or ''}"
+    )
+    if joined.isascii() and "\x00" not in joined:
+        return  # the usual case, checked at once: this runs a million times per big import
+    check_text(item.external_id, "external_id")
+    check_text(item.case_ref, "case_ref")
+    check_text(item.note, "note")
+    check_text(item.withdraw_reason, "withdraw_reason")
 
 
 @dataclass(frozen=True, slots=True)
@@ -389,7 +411,7 @@ def _set_status(
     at: dt.datetime | None = None,
 ) -> StatusChange:
     actor = validate_actor(actor)
-    reason = (reason or "").strip() or None
+    reason = check_text((reason or "").strip() or None, "reason")
     if reason is None and status is not EntryStatus.active:
         raise InvalidArgument(f"a reason is required to mark an entry {status.value}")
     entry = session.scalar(select(Entry).where(Entry.id == entry_id).with_for_update())

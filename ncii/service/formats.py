@@ -22,13 +22,20 @@ ways; no database code here.
 ``stopncii``
     Records shaped like StopNCII's FetchHashes response: JSON lines, a JSON array, or response
     pages with ``hashRecords``. A record whose ``hashStatus``, or every one of whose case
-    statuses, is ``Withdrawn``/``Deleted`` is a withdrawal.
+    statuses, is ``Withdrawn``/``Deleted`` is a withdrawal; a status python-threatexchange
+    does not know is refused rather than taken as active.
+
+Hostile input is one bad record, never a crash: a line that is not UTF-8, JSON with a number of
+more than 4,300 digits or nested more than 512 deep, a frame number past 2³¹ − 1, a NUL in a
+text field, or a CSV quote never closed (the rows after it are read again) is reported with
+its line, and skipped under ``--skip-invalid``.
 """
 
 from __future__ import annotations
 
 import csv
 import datetime as dt
+import io
 import json
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, replace
@@ -38,6 +45,8 @@ from typing import Any, TextIO
 
 from ncii.detection import BankHash
 from ncii.errors import ImportFailed, NciiError
+from ncii.service import jsontext
+from ncii.service.case_package import MAX_VARIANTS
 from ncii.service.entries import EntryInfo, Invalid, NewEntry, effective_status
 from ncii.signals import IMAGE_SIGNALS, SIGNAL_TYPES, Signal, SignalType, get_signal_type
 from ncii.signals.vpdq import VpdqFrame, parse_vpdq
@@ -99,6 +108,8 @@ video's, and pytx has no photo SHA-256."""
 
 STOPNCII_TYPES = {"ImagePDQ": "pdq", "VideoMD5": "md5"}
 STOPNCII_GONE = frozenset({"Withdrawn", "Deleted"})
+STOPNCII_STATUSES = frozenset({"Unknown", "Received", "Active"}) | STOPNCII_GONE
+"""python-threatexchange's ``StopNCIICaseStatus`` values; any other is refused."""
 
 
 def read_records(
@@ -108,6 +119,9 @@ def read_records(
     numbers). Problems with the file as a whole (a missing CSV header) raise
     :class:`~ncii.errors.ImportFailed`."""
     defaults = defaults or Provenance()
+    if isinstance(stream, io.TextIOWrapper):
+        # Undecodable bytes become lone surrogates, reported with their line (not UTF-8).
+        stream.reconfigure(errors="surrogateescape")
     readers: dict[ImportFormat, Callable[[TextIO, Provenance], Iterator[Record]]] = {
         ImportFormat.csv: _read_csv,
         ImportFormat.jsonl: _read_jsonl,
@@ -140,6 +154,8 @@ _SIGNAL_TYPES: dict[str, SignalType] = {}
 def _signal_type(kind: Any) -> SignalType:
     """The signal type called ``kind`` (any case, spaces around), remembered by spelling."""
     signal_type = _SIGNAL_TYPES.get(kind) if isinstance(kind, str) else None
+    if signal_type is None and isinstance(kind, str) and len(kind) > jsontext.SHOWN_LENGTH:
+        raise _Bad(f"unknown signal type {jsontext.shown(kind)}")  # not echoed in full
     if signal_type is None:
         signal_type = get_signal_type(str(kind or ""))
         if isinstance(kind, str) and len(_SIGNAL_TYPES) < 64:
@@ -157,13 +173,13 @@ def _quality(value: Any) -> int | None:
     if value is None or value == "":
         return None
     if isinstance(value, bool) or not isinstance(value, int | str):
-        raise _Bad(f"invalid quality {value!r}: expected 0-100")
+        raise _Bad(f"invalid quality {jsontext.shown(value)}: expected 0-100")
     try:
         number = int(value)
     except ValueError:
-        raise _Bad(f"invalid quality {value!r}: expected 0-100") from None
+        raise _Bad(f"invalid quality {jsontext.shown(value)}: expected 0-100") from None
     if not 0 <= number <= 100:
-        raise _Bad(f"invalid quality {value!r}: expected 0-100")
+        raise _Bad(f"invalid quality {jsontext.shown(value)}: expected 0-100")
     return number
 
 
@@ -177,7 +193,9 @@ def _status(value: Any) -> EntryStatus:
     if status is None:
         status = _STATUSES.get(str(value).strip().lower())
     if status is None:
-        raise _Bad(f"invalid status {value!r}: expected active, disabled or withdrawn")
+        raise _Bad(
+            f"invalid status {jsontext.shown(value)}: expected active, disabled or withdrawn"
+        )
     return status
 
 
@@ -188,7 +206,7 @@ def _time(value: Any, what: str) -> dt.datetime | None:
     try:
         parsed = dt.datetime.fromisoformat(text)
     except ValueError:
-        raise _Bad(f"invalid {what} {text!r}: expected an ISO 8601 time") from None
+        raise _Bad(f"invalid {what} {jsontext.shown(text)}: expected an ISO 8601 time") from None
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)
 
 
@@ -196,50 +214,137 @@ class _Bad(NciiError):
     """A field that does not parse; becomes an Invalid record."""
 
 
+NOT_UTF8 = "not UTF-8 text"
+
+
 # --- csv --------------------------------------------------------------------------------------
+
+
+class _CsvLines:
+    """The physical lines of a CSV stream for ``csv.reader``: remembers the lines the current
+    record took (``taken``, the first being line ``line``) and takes lines back, so a record
+    that swallowed the rows after an unterminated quote can be re-read from its second line."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self._stream = iter(stream)
+        self._back: list[str] = []
+        self.taken: list[str] = []
+        self.line = 1
+        self.exhausted = False
+
+    def feed(self) -> Iterator[str]:
+        """Lines given back first, then the stream's (a generator: cheaper than ``__next__``
+        on the hot path of a million-row import)."""
+        self.exhausted = False
+        taken, back = self.taken, self._back
+        while back:
+            text = back.pop()
+            taken.append(text)
+            yield text
+        for text in self._stream:
+            taken.append(text)
+            yield text
+        self.exhausted = True
+
+    def done(self, count: int) -> None:
+        """The first ``count`` taken lines are read: drop them, give back the rest."""
+        self._back.extend(reversed(self.taken[count:]))
+        self.line += len(self.taken) if count >= len(self.taken) else count
+        self.taken.clear()
+
+
+CsvRecord = tuple[int, list[str] | None, str | None]
+"""(first line, cells, None), or (line, None, why) for a record that cannot be read."""
+
+
+def _csv_records(stream: TextIO) -> Iterator[CsvRecord]:
+    """Every CSV record with the line it starts on, surviving malformed ones.
+
+    A quoted field may span lines (exports quote notes with line breaks), but a record that
+    reaches the end of the file inside quotes, or one of whose later lines is alone a complete
+    row of the header's width, is an unterminated quote: its first line is reported and the lines
+    after it are read again, so one stray quote does not swallow the rows after it.
+    """
+    lines = _CsvLines(stream)
+    taken = lines.taken
+    width = 0
+    while True:
+        reader = csv.reader(lines.feed())
+        try:
+            for row in reader:
+                first = lines.line
+                if len(taken) == 1 and not lines.exhausted:
+                    text = taken[0]
+                    taken.clear()
+                    lines.line = first + 1
+                elif lines.exhausted or _swallowed(taken[1:], width):
+                    lines.done(1)
+                    yield first, None, "malformed CSV: a quoted field is never closed"
+                    break  # a fresh reader from the line after
+                else:
+                    text = "".join(taken)
+                    lines.done(len(taken))
+                if not width:
+                    width = len(row)  # the header's
+                if any(row):  # skip blank lines (and rows of empty cells)
+                    yield first, row, None if text.isascii() else _undecodable(row)
+            else:
+                return
+        except csv.Error as exc:
+            if not taken:
+                return
+            first = lines.line
+            lines.done(1)
+            yield first, None, f"malformed CSV: {exc}"
+
+
+def _undecodable(row: list[str]) -> str | None:
+    for cell in row:
+        if not cell.isascii() and jsontext.undecodable(cell):
+            return NOT_UTF8
+    return None
+
+
+def _swallowed(later: list[str], width: int) -> bool:
+    """Whether any of a record's later lines is, alone, a row of the header's width."""
+    if width < 2:
+        return False
+    for text in later:
+        try:
+            cells = next(csv.reader([text]), [])
+        except csv.Error:
+            continue
+        if len(cells) == width:
+            return True
+    return False
 
 
 def _read_csv(stream: TextIO, defaults: Provenance) -> Iterator[Record]:
     """Reads the header at once (a bad one fails the import before anything is stored)."""
-    reader = csv.reader(stream)
+    records = _csv_records(stream)
     try:
-        header = next(reader)
+        line, header, error = next(records)
     except StopIteration:
         return iter(())
-    except csv.Error as exc:
-        raise ImportFailed(1, f"unreadable CSV header: {exc}") from None
+    if header is None or error is not None:
+        raise ImportFailed(line, f"unreadable CSV header ({error})")
     columns = {name.strip().lower(): i for i, name in reversed(list(enumerate(header)))}
     if "signal_type" in columns and "value" in columns:
         if "entry" in columns:
-            return _group_csv(_csv_rows(reader, columns, defaults, keyed=True))
-        return _csv_rows(reader, columns, defaults, keyed=False)
+            return _group_csv(_csv_rows(records, columns, defaults, keyed=True))
+        return _csv_rows(records, columns, defaults, keyed=False)
     if any(name in columns for name in SIGNAL_TYPES):
-        return _hash_csv_rows(reader, columns, defaults)
-    else:
-        raise ImportFailed(
-            1,
-            "no signal_type and value columns in the CSV header (expected "
-            + ",".join(CSV_COLUMNS[1:])
-            + ", or the columns of `ncii hash --format csv`)",
-        )
-
-
-def _rows(reader: Any) -> Iterator[tuple[int, list[str] | None, str | None]]:
-    """(line, row, error) for each CSV record, surviving malformed ones."""
-    while True:
-        try:
-            row = next(reader)
-        except StopIteration:
-            return
-        except csv.Error as exc:
-            yield reader.line_num, None, f"malformed CSV: {exc}"
-            continue
-        if any(row):  # skip blank lines (and rows of empty cells)
-            yield reader.line_num, row, None
+        return _hash_csv_rows(records, columns, defaults)
+    raise ImportFailed(
+        1,
+        "no signal_type and value columns in the CSV header (expected "
+        + ",".join(CSV_COLUMNS[1:])
+        + ", or the columns of `ncii hash --format csv`)",
+    )
 
 
 def _csv_rows(
-    reader: Any, columns: dict[str, int], defaults: Provenance, *, keyed: bool
+    records: Iterator[CsvRecord], columns: dict[str, int], defaults: Provenance, *, keyed: bool
 ) -> Iterator[Any]:
     """Records, or with ``keyed`` (entry key, record) pairs for grouping."""
     # The hot loop of a million-row import: kept flat, columns looked up once.
@@ -265,38 +370,33 @@ def _csv_rows(
     )
     statuses = _STATUSES
     types = _SIGNAL_TYPES
-    while True:
-        try:
-            for row in reader:  # a malformed row raises out of the loop; the reader goes on
-                if not any(row):  # blank lines, rows of empty cells
-                    continue
-                line = reader.line_num
-                entry, kind, value, quality, status, external_id, case_ref, note = fields(
-                    row[:limit] + padding
-                )
-                try:
-                    signal_type = types.get(kind) or _signal_type(kind)
-                    record: Record = NewEntry(
-                        (
-                            Signal(
-                                signal_type.name,
-                                signal_type.parse(value),
-                                _quality(quality) if quality else None,
-                            ),
-                        ),
-                        statuses.get(status) or _status(status),
-                        external_id.strip() or external_default,
-                        case_ref.strip() or case_default,
-                        note.strip() or note_default,
-                        line=line,
-                    )
-                except NciiError as exc:
-                    record = Invalid(line, str(exc))
-                yield (entry.strip() or None, record) if keyed else record
-            return
-        except csv.Error as exc:
-            invalid = Invalid(reader.line_num, f"malformed CSV: {exc}")
+    for line, row, error in records:
+        if row is None or error is not None:
+            invalid = Invalid(line, error or "malformed CSV")
             yield (None, invalid) if keyed else invalid
+            continue
+        entry, kind, value, quality, status, external_id, case_ref, note = fields(
+            row[:limit] + padding
+        )
+        try:
+            signal_type = types.get(kind) or _signal_type(kind)
+            record: Record = NewEntry(
+                (
+                    Signal(
+                        signal_type.name,
+                        signal_type.parse(value),
+                        _quality(quality) if quality else None,
+                    ),
+                ),
+                statuses.get(status) or _status(status),
+                external_id.strip() or external_default,
+                case_ref.strip() or case_default,
+                note.strip() or note_default,
+                line=line,
+            )
+        except NciiError as exc:
+            record = Invalid(line, str(exc))
+        yield (entry.strip() or None, record) if keyed else record
 
 
 def _group_csv(rows: Iterable[tuple[str | None, Record]]) -> Iterator[Record]:
@@ -320,11 +420,13 @@ def _group_csv(rows: Iterable[tuple[str | None, Record]]) -> Iterator[Record]:
         yield group
 
 
-def _hash_csv_rows(reader: Any, columns: dict[str, int], defaults: Provenance) -> Iterator[Record]:
+def _hash_csv_rows(
+    records: Iterator[CsvRecord], columns: dict[str, int], defaults: Provenance
+) -> Iterator[Record]:
     """Rows of ``ncii hash --format csv``: one file per row, a column per signal type."""
     types = [name for name in SIGNAL_TYPES if name in columns]
-    for line, row, error in _rows(reader):
-        if row is None:
+    for line, row, error in records:
+        if row is None or error is not None:
             yield Invalid(line, error or "malformed CSV")
             continue
         cells = {name: row[i] if i < len(row) else "" for name, i in columns.items()}
@@ -351,11 +453,19 @@ def _read_jsonl(stream: TextIO, defaults: Provenance) -> Iterator[Record]:
         if not text.strip():
             continue
         try:
-            data = json.loads(text)
-        except json.JSONDecodeError as exc:
-            yield Invalid(line, f"invalid JSON: {exc.msg}")
+            data = _json_line(text, line)
+        except jsontext.BadJson as exc:
+            yield Invalid(line, exc.reason)
             continue
         yield _json_record(line, data, defaults)
+
+
+def _json_line(text: str, line: int) -> Any:
+    """One line's JSON; :class:`~ncii.service.jsontext.BadJson` if it is not UTF-8 or not JSON
+    (hostile JSON included: huge numbers, deep nesting)."""
+    if not text.isascii() and jsontext.undecodable(text):
+        raise jsontext.BadJson(line, NOT_UTF8)
+    return jsontext.loads(text, first_line=line)
 
 
 def _json_record(line: int, data: Any, defaults: Provenance) -> Record:
@@ -389,7 +499,7 @@ def _json_record(line: int, data: Any, defaults: Provenance) -> Record:
             "note": data.get("note"),
         }
         if data.get("vpdq"):
-            fields["frames"] = _vpdq(data["vpdq"], f"line {line}")
+            fields["frames"] = _vpdq(data["vpdq"], "vpdq")
         if data.get("variants"):
             fields["variants"] = _variants(data["variants"])
         if status is EntryStatus.disabled:
@@ -403,15 +513,20 @@ def _json_record(line: int, data: Any, defaults: Provenance) -> Record:
 
 
 def _vpdq(value: Any, where: str) -> tuple[VpdqFrame, ...]:
-    """A video's frames: a list of frame objects, or Meta's vPDQ text in one string."""
+    """A video's frames: a list of frame objects, or Meta's vPDQ text in one string. ``where``
+    names the field only: the caller's message names the line."""
     if isinstance(value, str):
-        return tuple(parse_vpdq(value, name=f"{where}: vpdq"))
-    if not isinstance(value, list):
+        frames = tuple(parse_vpdq(value, name=where))
+    elif isinstance(value, list):
+        frames = tuple(
+            VpdqFrame.from_dict(item, where=f"{where} frame {number}")
+            for number, item in enumerate(value, 1)
+        )
+    else:
         raise _Bad('"vpdq" must be a list of {"frame", "quality", "pdq", "timestamp"} objects')
-    return tuple(
-        VpdqFrame.from_dict(item, where=f"{where}: vpdq frame {number}")
-        for number, item in enumerate(value, 1)
-    )
+    for number, frame in enumerate(frames, 1):
+        jsontext.check_frame_index(frame.index, f"{where} frame {number}")
+    return frames
 
 
 def _variants(value: Any) -> tuple[BankHash, ...]:
@@ -420,11 +535,13 @@ def _variants(value: Any) -> tuple[BankHash, ...]:
     did."""
     if not isinstance(value, list) or not all(isinstance(v, dict) for v in value):
         raise _Bad('"variants" must be a list of {"variant", "type", "value", "quality"} objects')
+    if len(value) > MAX_VARIANTS:
+        raise _Bad(f"more than {MAX_VARIANTS} variants")
     found = []
     for item in value:
         label = item.get("variant")
         if not isinstance(label, str) or not 0 < len(label) <= VARIANT_LENGTH:
-            raise _Bad(f"invalid variant label {label!r}")
+            raise _Bad(f"invalid variant label {jsontext.shown(label)}")
         if item.get("type", "pdq") != "pdq":
             raise _Bad(f"variant {label}: only pdq variants exist, not {item.get('type')!r}")
         quality = _quality(item.get("quality"))
@@ -452,7 +569,7 @@ def _read_tx(stream: TextIO, defaults: Provenance) -> Iterator[Record]:
             kind, value = defaults.signal_type, text
         name = TX_NAMES.get(kind.strip().lower())
         if name is None:
-            yield Invalid(line, f"unknown signal type {kind!r} (known: {known})")
+            yield Invalid(line, f"unknown signal type {jsontext.shown(kind)} (known: {known})")
             continue
         try:
             signal = _signal(name, value.strip(), None)
@@ -472,13 +589,13 @@ def _read_stopncii(stream: TextIO, defaults: Provenance) -> Iterator[Record]:
         if not text.strip():
             continue
         try:
-            data = json.loads(text)
-        except json.JSONDecodeError as exc:
-            if first and text.lstrip().startswith(("[", "{")):
+            data = _json_line(text, line)
+        except jsontext.BadJson as exc:
+            if first and exc.syntax and text.lstrip().startswith(("[", "{")):
                 # A (pretty-printed) JSON document rather than JSON lines: read it whole.
-                yield from _stopncii_document("\n" * (line - 1) + text + "".join(lines), defaults)
+                yield from _stopncii_document(text + "".join(lines), line, defaults)
                 return
-            yield Invalid(line, f"invalid JSON: {exc.msg}")
+            yield Invalid(line, exc.reason)
             continue
         finally:
             first = False
@@ -491,11 +608,14 @@ def _read_stopncii(stream: TextIO, defaults: Provenance) -> Iterator[Record]:
             yield _stopncii_record(line, data, defaults)
 
 
-def _stopncii_document(text: str, defaults: Provenance) -> Iterator[Record]:
+def _stopncii_document(text: str, first_line: int, defaults: Provenance) -> Iterator[Record]:
+    if not text.isascii() and jsontext.undecodable(text):
+        lines = enumerate(text.splitlines(), first_line)
+        raise ImportFailed(next(n for n, t in lines if jsontext.undecodable(t)), NOT_UTF8)
     try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise ImportFailed(exc.lineno, f"invalid JSON: {exc.msg}") from None
+        data = jsontext.loads(text, first_line=first_line)
+    except jsontext.BadJson as exc:
+        raise ImportFailed(exc.line, exc.reason) from None
     if isinstance(data, dict) and "hashRecords" in data:
         data = data["hashRecords"]
     if not isinstance(data, list):
@@ -523,15 +643,13 @@ def _stopncii_record(line: int, record: Any, defaults: Provenance, *, unit: str 
         kind = STOPNCII_TYPES.get(str(signal_type))
         if kind is None:
             raise _Bad(
-                f"unsupported StopNCII signalType {signal_type!r} "
+                f"unsupported StopNCII signalType {jsontext.shown(signal_type)} "
                 f"(ncii stores {', '.join(STOPNCII_TYPES)})"
             )
         signal = _signal(kind, record.get("hashValue"), None)
-        cases = record.get("caseNumbers") or {}
-        if not isinstance(cases, dict):
-            raise _Bad('"caseNumbers" must map case numbers to statuses')
+        cases = _stopncii_cases(record.get("caseNumbers"))
         modified = _epoch(record.get("lastModtimestamp"))
-        hash_status = str(record.get("hashStatus") or "")
+        hash_status = _stopncii_status(record.get("hashStatus"), "hashStatus")
         gone = hash_status in STOPNCII_GONE
         all_cases_gone = bool(cases) and all(str(s) in STOPNCII_GONE for s in cases.values())
         fields: dict[str, Any] = {
@@ -552,16 +670,61 @@ def _stopncii_record(line: int, record: Any, defaults: Provenance, *, unit: str 
     return _entry(line, defaults, unit, **fields)
 
 
+def _stopncii_status(value: Any, field: str) -> str:
+    """A known StopNCII status (empty when absent): an unknown one is not taken as active."""
+    if value is None or value == "":
+        return ""
+    if not isinstance(value, str) or value not in STOPNCII_STATUSES:
+        raise _Bad(
+            f"unknown StopNCII {field} {jsontext.shown(value)} "
+            f"(known: {', '.join(sorted(STOPNCII_STATUSES))})"
+        )
+    return value
+
+
+def _stopncii_cases(value: Any) -> dict[str, str]:
+    """``caseNumbers``: case number → known status, each number storable text."""
+    if not value:
+        return {}
+    if not isinstance(value, dict):
+        raise _Bad('"caseNumbers" must map case numbers to statuses')
+    for number, status in value.items():
+        problem = jsontext.unstorable(number)
+        if problem is not None:
+            raise _Bad(f"caseNumbers: case number {jsontext.shown(number)} {problem}")
+        _stopncii_status(status, f"status of case {jsontext.shown(number)}")
+    return value
+
+
 def _epoch(value: Any) -> dt.datetime | None:
     if value is None or value == "":
         return None
     try:
         return dt.datetime.fromtimestamp(int(value), dt.UTC)
     except (TypeError, ValueError, OverflowError, OSError):
-        raise _Bad(f"invalid lastModtimestamp {value!r}: expected Unix seconds") from None
+        raise _Bad(
+            f"invalid lastModtimestamp {jsontext.shown(value)}: expected Unix seconds"
+        ) from None
 
 
 # --- export -----------------------------------------------------------------------------------
+
+
+class UnexportableEntry(NciiError):
+    """An entry holding a number JSON cannot carry (a video frame time of Infinity or NaN,
+    stored before imports checked them): exporting it would write a file nothing reads."""
+
+
+def _json_entry(entry: EntryInfo) -> str:
+    try:
+        return json.dumps(
+            entry.to_dict(), ensure_ascii=False, separators=(",", ":"), allow_nan=False
+        )
+    except ValueError:
+        raise UnexportableEntry(
+            f"entry {entry.id}: a video frame time is not a finite number (Infinity and NaN "
+            "are not JSON); withdraw the entry and add the video again"
+        ) from None
 
 
 @dataclass(slots=True)
@@ -604,7 +767,7 @@ def write_records(
             counts.entries += 1
             counts.signals += len(entry.signals)
             counts.frames += len(entry.frames)
-            out.write(json.dumps(entry.to_dict(), ensure_ascii=False, separators=(",", ":")))
+            out.write(_json_entry(entry))
             out.write("\n")
     else:
         now = utcnow()
