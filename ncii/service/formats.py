@@ -35,7 +35,6 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
-import io
 import json
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, replace
@@ -119,9 +118,10 @@ def read_records(
     numbers). Problems with the file as a whole (a missing CSV header) raise
     :class:`~ncii.errors.ImportFailed`."""
     defaults = defaults or Provenance()
-    if isinstance(stream, io.TextIOWrapper):
+    reconfigure = getattr(stream, "reconfigure", None)  # a file, or a wrapper counting one
+    if reconfigure is not None:
         # Undecodable bytes become lone surrogates, reported with their line (not UTF-8).
-        stream.reconfigure(errors="surrogateescape")
+        reconfigure(errors="surrogateescape")
     readers: dict[ImportFormat, Callable[[TextIO, Provenance], Iterator[Record]]] = {
         ImportFormat.csv: _read_csv,
         ImportFormat.jsonl: _read_jsonl,
