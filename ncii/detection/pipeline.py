@@ -22,7 +22,9 @@ from dataclasses import dataclass
 
 import numpy as np
 import pdqhash
+from PIL import Image
 
+from ncii.detection.fills import derotate
 from ncii.detection.regions import picture_regions
 from ncii.detection.variants import centre_crop, rotate_crop
 from ncii.media import DecodeOptions, decode_image
@@ -65,6 +67,12 @@ class DetectionPipeline:
     themselves. PDQ's flips and rotations computed from the DCT are exact only when the
     downsampling is symmetric; on small pictures (150–250 px) the mirrored copy's DCT flip lands
     32–46 bits from the original's hash (docs/detection.md)."""
+    derotate: bool = False
+    """Query side: a picture rotated on a plain canvas, turned back upright and cut out."""
+    rotation_probes: tuple[float, ...] = ()
+    """Query side: the upload turned back by these angles (degrees) and cropped to the
+    inscribed rectangle, each hashed once: a rotate-and-crop of θ turned back by −θ is a
+    centre crop of the original, which the bank's crop grid holds."""
     threshold: int = PDQ_MATCH_THRESHOLD
     min_quality: int = PDQ_MIN_QUALITY
     """Variants and regions below this quality are not kept (a flat crop is noise)."""
@@ -108,12 +116,38 @@ class DetectionPipeline:
                     found.append(region)
                     if self.pixel_flips:
                         found.append(_single(f"{label}/mirror", box.crop(rgb)[:, ::-1]))
+        if self.derotate:
+            upright = derotate(rgb)
+            if upright is not None:
+                region = _query("derotated", upright)
+                if region.quality >= self.min_quality:
+                    found.append(region)
+        if self.rotation_probes:
+            small = _shrink(rgb, PROBE_SIDE)
+            for degrees in self.rotation_probes:
+                probe = _single(f"unrotate_{degrees:g}", rotate_crop(small, degrees))
+                if probe.quality >= self.min_quality:
+                    found.append(probe)
         return tuple(found)
 
     @property
     def bank_size(self) -> int:
         """Hashes per entry at most (before dropping duplicates and flat variants)."""
         return 1 + len(self.crops) + len(self.rotations) + (3 if self.regions else 0)
+
+
+PROBE_SIDE = 256
+"""Rotation probes turn a copy shrunk to fit this square: PDQ sees 64×64 anyway, and a turn
+of a 256 px copy costs a quarter of a 512 px one."""
+
+
+def _shrink(rgb: np.ndarray, side: int) -> np.ndarray:
+    height, width = rgb.shape[:2]
+    if max(height, width) <= side:
+        return rgb
+    scale = side / max(height, width)
+    size = (max(1, round(width * scale)), max(1, round(height * scale)))
+    return np.asarray(Image.fromarray(rgb).resize(size, Image.Resampling.BILINEAR))
 
 
 def _pdq(rgb: np.ndarray) -> tuple[str, int]:
@@ -149,7 +183,21 @@ DEFAULT = DetectionPipeline(
 )
 """ncii's default pipeline (see ``docs/detection.md`` for how each part was chosen)."""
 
+ROTATION_PROBES = tuple(sign * d for d in (4.5, 6.0, 7.5, 9.0, 10.5, 12.0) for sign in (-1, 1))
+"""Query-side turns back, beyond what the banked rotations cover, to ±12° in steps of 1.5°."""
+
+GENERAL = DetectionPipeline(
+    "general",
+    regions=True,
+    crops=CROP_GRID,
+    rotations=ROTATIONS,
+    pixel_flips=True,
+    derotate=True,
+    rotation_probes=ROTATION_PROBES,
+)
+
 EXPERIMENTS = (
+    GENERAL,
     DetectionPipeline("regions", regions=True),
     DetectionPipeline("variants", crops=CROP_GRID, rotations=ROTATIONS),
     DetectionPipeline("flips", pixel_flips=True),
