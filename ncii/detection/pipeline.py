@@ -136,7 +136,7 @@ class DetectionPipeline:
         return 1 + len(self.crops) + len(self.rotations) + (3 if self.regions else 0)
 
 
-PROBE_SIDE = 256
+PROBE_SIDE = 160
 """Rotation probes turn a copy shrunk to fit this square: PDQ sees 64×64 anyway, and a turn
 of a 256 px copy costs a quarter of a 512 px one."""
 
@@ -178,16 +178,12 @@ ROTATIONS = (-3.0, -1.5, 1.5, 3.0)
 PLAIN = DetectionPipeline("pdq")
 """Plain PDQ with query-side flips and rotations: what StopNCII, HMA and ncii 0.1 do."""
 
+ROTATION_PROBES = tuple(sign * (4.0 + d) for d in range(9) for sign in (-1, 1))
+"""Query-side turns back, beyond what the banked rotations cover: 4° to 12° either way in steps
+of 1° (a probe catches ~±0.5°, and the crop it makes must land near a banked crop)."""
+
 DEFAULT = DetectionPipeline(
-    "default", regions=True, crops=CROP_GRID, rotations=ROTATIONS, pixel_flips=True
-)
-"""ncii's default pipeline (see ``docs/detection.md`` for how each part was chosen)."""
-
-ROTATION_PROBES = tuple(sign * d for d in (4.5, 6.0, 7.5, 9.0, 10.5, 12.0) for sign in (-1, 1))
-"""Query-side turns back, beyond what the banked rotations cover, to ±12° in steps of 1.5°."""
-
-GENERAL = DetectionPipeline(
-    "general",
+    "default",
     regions=True,
     crops=CROP_GRID,
     rotations=ROTATIONS,
@@ -195,9 +191,18 @@ GENERAL = DetectionPipeline(
     derotate=True,
     rotation_probes=ROTATION_PROBES,
 )
+"""ncii's default pipeline (see ``docs/detection.md`` for how each part was chosen). The bank
+side is unchanged since issue 7; the query side also looks for the picture inside blurred,
+gradient and mirrored fills (a ``padded`` region), turns a picture rotated on a plain canvas
+back upright, and tries rotations back by 4–12°."""
+
+DEFAULT_V1 = DetectionPipeline(
+    "default-v1", regions=True, crops=CROP_GRID, rotations=ROTATIONS, pixel_flips=True
+)
+"""The default pipeline of issue 7 (before the random edit families): kept to compare."""
 
 EXPERIMENTS = (
-    GENERAL,
+    DEFAULT_V1,
     DetectionPipeline("regions", regions=True),
     DetectionPipeline("variants", crops=CROP_GRID, rotations=ROTATIONS),
     DetectionPipeline("flips", pixel_flips=True),
