@@ -8,9 +8,13 @@ plain 256-bit PDQ hashes compared at distance 31, so they live in the same index
 * **bank side, systematic variants** of the reported picture: centre crops and small
   rotate-and-crops, since a re-post is often trimmed or straightened a little; a few hashes per
   entry, computed once when the picture is reported.
-* **both sides, the picture's own region**: the box inside uniform bars and the one large
-  picture inside a screenshot-like or meme frame (:mod:`ncii.detection.regions`), hashed on
-  their own (with their flips and rotations on the query side).
+* **both sides, the picture's own region**: the box inside uniform bars, the one large
+  picture inside a screenshot-like or meme frame (:mod:`ncii.detection.regions`) and the
+  picture inside blurred, gradient or mirrored padding (:mod:`ncii.detection.fills`), hashed
+  on their own (with their flips and rotations on the query side).
+* **query side, rotations undone**: a picture rotated on a plain canvas turned back upright,
+  and the upload turned back by 4–12° either way (each a centre crop of the original when
+  the guess is right, which the bank's crop grid holds).
 
 Every figure behind these choices (and the ideas dropped) is in ``docs/detection.md``. Pure:
 numpy, Pillow, pdqhash; no database, web or CLI code.
