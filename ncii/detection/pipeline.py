@@ -71,6 +71,8 @@ class DetectionPipeline:
     themselves. PDQ's flips and rotations computed from the DCT are exact only when the
     downsampling is symmetric; on small pictures (150–250 px) the mirrored copy's DCT flip lands
     32–46 bits from the original's hash (docs/detection.md)."""
+    fills: bool = False
+    """With ``regions``: also the picture inside blurred, gradient or mirrored padding."""
     derotate: bool = False
     """Query side: a picture rotated on a plain canvas, turned back upright and cut out."""
     rotation_probes: tuple[float, ...] = ()
@@ -98,7 +100,7 @@ class DetectionPipeline:
         for degrees in self.rotations:
             keep(f"rotate_{degrees:g}", rotate_crop(rgb, degrees))
         if self.regions:
-            for label, box in picture_regions(rgb).items():
+            for label, box in picture_regions(rgb, fills=self.fills).items():
                 keep(label, box.crop(rgb))
         return tuple(found)
 
@@ -114,7 +116,7 @@ class DetectionPipeline:
                 _single("original/rotate270", np.rot90(rgb, 3)),
             ]
         if self.regions:
-            for label, box in picture_regions(rgb).items():
+            for label, box in picture_regions(rgb, fills=self.fills).items():
                 region = _query(label, box.crop(rgb))
                 if region.quality >= self.min_quality:
                     found.append(region)
@@ -189,6 +191,7 @@ of 1° (a probe catches ~±0.5°, and the crop it makes must land near a banked 
 DEFAULT = DetectionPipeline(
     "default",
     regions=True,
+    fills=True,
     crops=CROP_GRID,
     rotations=ROTATIONS,
     pixel_flips=True,
