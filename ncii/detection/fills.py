@@ -22,8 +22,8 @@ from PIL import Image
 from ncii.detection.regions import COLOUR_TOLERANCE, MIN_SIDE, Box, _off_colour, _worth_cutting
 
 SMOOTH_DETAIL = 1.5
-"""A row is smooth fill when its mean absolute step between neighbouring pixels (grey levels)
-is under this (JPEG noise on a blurred fill: ~0.3–1)..."""
+"""A row is smooth fill when its mean absolute second difference between neighbouring pixels
+(grey levels) is under this (JPEG noise on a blurred or gradient fill: ~0.1–1.2)..."""
 
 SMOOTH_SHARE = 0.2
 """...and under this share of the picture's median row detail (a low-detail photo's fill)."""
@@ -40,8 +40,9 @@ EDGE_STEP = 3.0
 EDGE_MIN = 4.0
 """...and at least this many grey levels on average across the line."""
 
-EDGE_SEARCH = 24
-"""Rows past the smooth run searched for the picture's edge (ringing of 16-row JPEG blocks)."""
+RING = 12
+"""Rows outside the picture's edge that JPEG ringing may make look detailed (16-row chroma
+blocks, shrunk to ≤512 px)."""
 
 MIRROR_ROWS = 12
 """Rows compared on each side of a candidate mirror axis."""
@@ -102,7 +103,7 @@ def _smooth_edges(grey: np.ndarray, smooth: np.ndarray, limit: int) -> int:
     story's stickers and JPEG ringing around the edge aside). 0 when there is none."""
     height = len(grey)
     steps = np.abs(np.diff(grey, axis=0)).mean(axis=1)  # steps[r-1]: between rows r-1 and r
-    ring = EDGE_SEARCH // 2
+    ring = RING
     rows = np.arange(MIN_FILL, limit)
     if len(rows) == 0:
         return 0
