@@ -17,11 +17,12 @@ from ncii.cli.options import JobsOption, resolve_jobs
 from ncii.cli.output import error_line, note_line, progress_bar, stdout_console
 from ncii.detection.pipeline import PIPELINES
 from ncii.evaluation.chart import render_chart
-from ncii.evaluation.harness import DEFAULT_SEED, EvalOptions, EvalReport, evaluate
-from ncii.evaluation.transforms import EXTRA_TRANSFORMS, TRANSFORM_NAMES, TRANSFORMS
+from ncii.evaluation.families import FAMILIES
+from ncii.evaluation.harness import DEFAULT_SEED, EDIT_SETS, EvalOptions, EvalReport, evaluate
+from ncii.evaluation.transforms import EXTRA_TRANSFORMS, TRANSFORMS
 from ncii.hashing import expand_inputs
 
-_ALL_TRANSFORMS = ", ".join(t.name for t in TRANSFORMS + EXTRA_TRANSFORMS)
+_ALL_TRANSFORMS = ", ".join(t.name for t in TRANSFORMS + EXTRA_TRANSFORMS + FAMILIES)
 
 
 def eval_command(
@@ -52,10 +53,19 @@ def eval_command(
         typer.Option(
             "--transform",
             "-t",
-            help=f"Transforms to apply (repeatable; {_ALL_TRANSFORMS}). Default: all but "
-            "crop_offcentre.",
+            help=f"Transforms to apply (repeatable; {_ALL_TRANSFORMS}). Default: the set "
+            "--edits names.",
         ),
     ] = None,
+    edits: Annotated[
+        str,
+        typer.Option(
+            help="Which edits when no --transform is given: 'fixed' (the listed transforms, a "
+            "regression floor), 'random' (families with every parameter drawn per picture from "
+            "the seed: crops, rotations, pads, occluders, captions, screenshots, combinations) "
+            "or 'both'.",
+        ),
+    ] = "both",
     threshold: Annotated[
         list[int] | None,
         typer.Option(
@@ -89,9 +99,10 @@ def eval_command(
         typer.Option(help="Progress bar on stderr. Default: on when stderr is a terminal."),
     ] = None,
 ) -> None:
-    """Bank the originals, re-upload each one through every transform (JPEG q20, resizes, grey,
-    brightness, contrast, blur, flip, rot90, 3° rotation, crops, bars, caption, watermark,
-    screenshot, a combination; seeded), and report recall per transform, wrong matches, and
+    """Bank the originals, re-upload each one through every transform (the fixed list: JPEG
+    q20, resizes, grey, brightness, contrast, blur, flip, rot90, 3° rotation, crops, bars,
+    caption, watermark, screenshot, a combination; and the random families, whose parameters
+    are drawn per picture from the seed), and report recall per transform, wrong matches, and
     false-positive pairs over every pair of distinct pictures, per pipeline and threshold.
 
     Exit code 0 when every picture was read, 1 when some could not be (each is reported),
@@ -99,9 +110,12 @@ def eval_command(
 
     Example: ncii eval reported/ -n uploads/ --threshold 31 --threshold 40 --chart recall.png
     """
+    if edits not in EDIT_SETS:
+        error_line(f"--edits must be one of {', '.join(EDIT_SETS)}, not {edits!r}")
+        raise typer.Exit(exit_codes.USAGE)
     try:
         options = EvalOptions(
-            transforms=tuple(transform) if transform else TRANSFORM_NAMES,
+            transforms=tuple(transform) if transform else EDIT_SETS[edits],
             pipelines=tuple(dict.fromkeys(pipeline)) if pipeline else ("pdq", "default"),
             thresholds=tuple(sorted(set(threshold))) if threshold else (31,),
             seed=seed,

@@ -8,9 +8,13 @@ plain 256-bit PDQ hashes compared at distance 31, so they live in the same index
 * **bank side, systematic variants** of the reported picture: centre crops and small
   rotate-and-crops, since a re-post is often trimmed or straightened a little; a few hashes per
   entry, computed once when the picture is reported.
-* **both sides, the picture's own region**: the box inside uniform bars and the one large
-  picture inside a screenshot-like or meme frame (:mod:`ncii.detection.regions`), hashed on
-  their own (with their flips and rotations on the query side).
+* **both sides, the picture's own region**: the box inside uniform bars, the one large
+  picture inside a screenshot-like or meme frame (:mod:`ncii.detection.regions`) and the
+  picture inside blurred, gradient or mirrored padding (:mod:`ncii.detection.fills`), hashed
+  on their own (with their flips and rotations on the query side).
+* **query side, rotations undone**: a picture rotated on a plain canvas turned back upright,
+  and the upload turned back by 4–12° either way (each a centre crop of the original when
+  the guess is right, which the bank's crop grid holds).
 
 Every figure behind these choices (and the ideas dropped) is in ``docs/detection.md``. Pure:
 numpy, Pillow, pdqhash; no database, web or CLI code.
@@ -22,7 +26,9 @@ from dataclasses import dataclass
 
 import numpy as np
 import pdqhash
+from PIL import Image
 
+from ncii.detection.fills import derotate
 from ncii.detection.regions import picture_regions
 from ncii.detection.variants import centre_crop, rotate_crop
 from ncii.media import DecodeOptions, decode_image
@@ -65,6 +71,14 @@ class DetectionPipeline:
     themselves. PDQ's flips and rotations computed from the DCT are exact only when the
     downsampling is symmetric; on small pictures (150–250 px) the mirrored copy's DCT flip lands
     32–46 bits from the original's hash (docs/detection.md)."""
+    fills: bool = False
+    """With ``regions``: also the picture inside blurred, gradient or mirrored padding."""
+    derotate: bool = False
+    """Query side: a picture rotated on a plain canvas, turned back upright and cut out."""
+    rotation_probes: tuple[float, ...] = ()
+    """Query side: the upload turned back by these angles (degrees) and cropped to the
+    inscribed rectangle, each hashed once: a rotate-and-crop of θ turned back by −θ is a
+    centre crop of the original, which the bank's crop grid holds."""
     threshold: int = PDQ_MATCH_THRESHOLD
     min_quality: int = PDQ_MIN_QUALITY
     """Variants and regions below this quality are not kept (a flat crop is noise)."""
@@ -86,7 +100,7 @@ class DetectionPipeline:
         for degrees in self.rotations:
             keep(f"rotate_{degrees:g}", rotate_crop(rgb, degrees))
         if self.regions:
-            for label, box in picture_regions(rgb).items():
+            for label, box in picture_regions(rgb, fills=self.fills).items():
                 keep(label, box.crop(rgb))
         return tuple(found)
 
@@ -102,18 +116,44 @@ class DetectionPipeline:
                 _single("original/rotate270", np.rot90(rgb, 3)),
             ]
         if self.regions:
-            for label, box in picture_regions(rgb).items():
+            for label, box in picture_regions(rgb, fills=self.fills).items():
                 region = _query(label, box.crop(rgb))
                 if region.quality >= self.min_quality:
                     found.append(region)
                     if self.pixel_flips:
                         found.append(_single(f"{label}/mirror", box.crop(rgb)[:, ::-1]))
+        if self.derotate:
+            upright = derotate(rgb)
+            if upright is not None:
+                region = _query("derotated", upright)
+                if region.quality >= self.min_quality:
+                    found.append(region)
+        if self.rotation_probes:
+            small = _shrink(rgb, PROBE_SIDE)
+            for degrees in self.rotation_probes:
+                probe = _single(f"unrotate_{degrees:g}", rotate_crop(small, degrees))
+                if probe.quality >= self.min_quality:
+                    found.append(probe)
         return tuple(found)
 
     @property
     def bank_size(self) -> int:
         """Hashes per entry at most (before dropping duplicates and flat variants)."""
         return 1 + len(self.crops) + len(self.rotations) + (3 if self.regions else 0)
+
+
+PROBE_SIDE = 160
+"""Rotation probes turn a copy shrunk to fit this square: PDQ sees 64×64 anyway, and a turn
+of a 256 px copy costs a quarter of a 512 px one."""
+
+
+def _shrink(rgb: np.ndarray, side: int) -> np.ndarray:
+    height, width = rgb.shape[:2]
+    if max(height, width) <= side:
+        return rgb
+    scale = side / max(height, width)
+    size = (max(1, round(width * scale)), max(1, round(height * scale)))
+    return np.asarray(Image.fromarray(rgb).resize(size, Image.Resampling.BILINEAR))
 
 
 def _pdq(rgb: np.ndarray) -> tuple[str, int]:
@@ -144,12 +184,32 @@ ROTATIONS = (-3.0, -1.5, 1.5, 3.0)
 PLAIN = DetectionPipeline("pdq")
 """Plain PDQ with query-side flips and rotations: what StopNCII, HMA and ncii 0.1 do."""
 
+ROTATION_PROBES = tuple(sign * (4.0 + d) for d in range(9) for sign in (-1, 1))
+"""Query-side turns back, beyond what the banked rotations cover: 4° to 12° either way in steps
+of 1° (a probe catches ~±0.5°, and the crop it makes must land near a banked crop)."""
+
 DEFAULT = DetectionPipeline(
-    "default", regions=True, crops=CROP_GRID, rotations=ROTATIONS, pixel_flips=True
+    "default",
+    regions=True,
+    fills=True,
+    crops=CROP_GRID,
+    rotations=ROTATIONS,
+    pixel_flips=True,
+    derotate=True,
+    rotation_probes=ROTATION_PROBES,
 )
-"""ncii's default pipeline (see ``docs/detection.md`` for how each part was chosen)."""
+"""ncii's default pipeline (see ``docs/detection.md`` for how each part was chosen). The bank
+side is unchanged since issue 7; the query side also looks for the picture inside blurred,
+gradient and mirrored fills (a ``padded`` region), turns a picture rotated on a plain canvas
+back upright, and tries rotations back by 4–12°."""
+
+DEFAULT_V1 = DetectionPipeline(
+    "default-v1", regions=True, crops=CROP_GRID, rotations=ROTATIONS, pixel_flips=True
+)
+"""The default pipeline of issue 7 (before the random edit families): kept to compare."""
 
 EXPERIMENTS = (
+    DEFAULT_V1,
     DetectionPipeline("regions", regions=True),
     DetectionPipeline("variants", crops=CROP_GRID, rotations=ROTATIONS),
     DetectionPipeline("flips", pixel_flips=True),

@@ -222,15 +222,18 @@ def find_framed_picture(rgb: np.ndarray) -> Box | None:
     return box if _worth_cutting(box, height, width) else None
 
 
-def picture_regions(rgb: np.ndarray) -> dict[str, Box]:
+def picture_regions(rgb: np.ndarray, *, fills: bool = False) -> dict[str, Box]:
     """Every distinct box worth hashing on its own: ``trimmed`` (bars cut), ``banded`` (bars
-    and caption bands cut) and ``framed`` (the picture found in a frame)."""
+    and caption bands cut), ``framed`` (the picture found in a frame) and, with ``fills``,
+    ``padded`` (the picture inside a blurred, gradient or mirrored fill:
+    :mod:`ncii.detection.fills`)."""
+    from ncii.detection.fills import find_padded_picture  # fills imports this module
+
+    finders = [("trimmed", trim_bars), ("banded", trim_bands), ("framed", find_framed_picture)]
+    if fills:
+        finders.append(("padded", find_padded_picture))
     found: dict[str, Box] = {}
-    for label, finder in (
-        ("trimmed", trim_bars),
-        ("banded", trim_bands),
-        ("framed", find_framed_picture),
-    ):
+    for label, finder in finders:
         box = finder(rgb)
         if box is not None and not any(_same(box, b, rgb.shape) for b in found.values()):
             found[label] = box

@@ -25,6 +25,7 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
+from PIL import Image
 
 from ncii.detection.pipeline import (
     BankHash,
@@ -34,6 +35,7 @@ from ncii.detection.pipeline import (
     get_pipeline,
 )
 from ncii.errors import MediaError
+from ncii.evaluation.families import FAMILY_NAMES, apply_family, get_family
 from ncii.evaluation.transforms import TRANSFORM_NAMES, apply_transform, get_transform
 from ncii.hashing import read_media
 from ncii.index import HammingIndex, hex_to_words
@@ -59,7 +61,8 @@ class EvalOptions:
 
     def __post_init__(self) -> None:
         for name in self.transforms:
-            get_transform(name)
+            if get_family(name) is None:
+                get_transform(name)
         for name in self.pipelines:
             get_pipeline(name)
         if not self.thresholds or min(self.thresholds) < 0 or max(self.thresholds) > 256:
@@ -243,10 +246,27 @@ def _hash_one(path: str, *, original: bool, options: EvalOptions) -> _Hashed | _
     if original:
         source = decode_image(data, name=path, options=DecodeOptions(max_side=SOURCE_SIDE)).image
         for name in options.transforms:
-            upload = apply_transform(source, get_transform(name), seed=options.seed, key=sha256)
+            upload = make_upload(source, name, seed=options.seed, key=sha256)
             pixels = decode_for_hashing(upload, name=f"{path}#{name}")
             variants[name] = {p.name: p.query_hashes(pixels) for p in pipelines}
     return _Hashed(path, sha256, original, bank, query, variants, seconds)
+
+
+def make_upload(source: Image.Image, name: str, *, seed: int, key: str) -> bytes:
+    """The re-upload of ``source`` made by a fixed transform or drawn from a random family."""
+    family = get_family(name)
+    if family is not None:
+        return apply_family(source, family, seed=seed, key=key)[0]
+    return apply_transform(source, get_transform(name), seed=seed, key=key)
+
+
+EDIT_SETS: dict[str, tuple[str, ...]] = {
+    "fixed": TRANSFORM_NAMES,
+    "random": FAMILY_NAMES,
+    "both": TRANSFORM_NAMES + FAMILY_NAMES,
+}
+"""``ncii eval --edits``: today's fixed transforms (the regression floor), the random
+families (:mod:`ncii.evaluation.families`), or both."""
 
 
 def _hash_all(
@@ -487,6 +507,7 @@ def _cost(pipeline: DetectionPipeline, images: Sequence[_Hashed]) -> PipelineCos
 
 __all__ = [
     "DEFAULT_SEED",
+    "EDIT_SETS",
     "EvalOptions",
     "EvalReport",
     "Pair",
