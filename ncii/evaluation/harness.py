@@ -40,7 +40,7 @@ from ncii.evaluation.transforms import TRANSFORM_NAMES, apply_transform, get_tra
 from ncii.hashing import read_media
 from ncii.index import HammingIndex, hex_to_words
 from ncii.media import DecodeOptions, decode_image
-from ncii.signals.pdq import PDQ_MIN_QUALITY
+from ncii.signals.pdq import PDQ_DETECTION_MARGIN, PDQ_MIN_QUALITY
 
 DEFAULT_SEED = 20261127
 SOURCE_SIDE = 1024
@@ -58,6 +58,9 @@ class EvalOptions:
     thresholds: tuple[int, ...] = (31,)
     seed: int = DEFAULT_SEED
     jobs: int = 1
+    detection_margin: int = PDQ_DETECTION_MARGIN
+    """Bits off the threshold for hits only the detection pipeline makes (a banked variant, a
+    region, probe or pixel flip of the upload), as ``ncii match`` judges them."""
 
     def __post_init__(self) -> None:
         for name in self.transforms:
@@ -385,26 +388,37 @@ def _match(
     n = len(images)
     transforms = options.transforms
     bank_values = [h.value for image in images for h in image.bank[name]]
-    bank_keys = [i for i, image in enumerate(images) for _ in image.bank[name]]
-    index = HammingIndex.build(256, bank_values, bank_keys)
+    bank_owner = np.asarray(
+        [i for i, image in enumerate(images) for _ in image.bank[name]], dtype=np.int64
+    )
+    bank_variant = np.asarray(
+        [h.label != "original" for image in images for h in image.bank[name]], dtype=bool
+    )
+    index = HammingIndex.build(256, bank_values, list(range(len(bank_values))))
     index.compact()
     # Owners: image i looked up as itself is owner i; re-upload t of image i is n + i*T + t.
     query_values: list[str] = []
     owners: list[int] = []
+    detecting: list[bool] = []
     for i, image in enumerate(images):
-        _add_queries(image.query[name], i, query_values, owners)
+        _add_queries(image.query[name], i, query_values, owners, detecting)
         for t, transform in enumerate(transforms):
             if image.original:
                 variant = image.variants[transform][name]
-                _add_queries(variant, n + i * len(transforms) + t, query_values, owners)
+                _add_queries(
+                    variant, n + i * len(transforms) + t, query_values, owners, detecting
+                )
     hits = (
         index.search_arrays(hex_to_words(query_values, 256), max(options.thresholds))
         if query_values
         else np.empty((0, 3), dtype=np.int64)
     )
-    owner = np.asarray(owners, dtype=np.int64)[hits[:, 0]] if len(hits) else hits[:, 0]
-    key, distance = hits[:, 1], hits[:, 2]
-    best = _closest(owner, key, distance)
+    query, row = hits[:, 0], hits[:, 1]
+    owner = np.asarray(owners, dtype=np.int64)[query] if len(hits) else query
+    # A hit only the detection pipeline makes is judged with the margin, as ncii match does.
+    detection = bank_variant[row] | np.asarray(detecting, dtype=bool)[query] if len(hits) else row
+    distance = hits[:, 2] + options.detection_margin * detection.astype(np.int64)
+    best = _closest(owner, bank_owner[row] if len(hits) else row, distance)
     results = []
     for threshold in sorted(set(options.thresholds)):
         results.append(_figures(name, threshold, best, images, transforms, same))
@@ -412,13 +426,19 @@ def _match(
 
 
 def _add_queries(
-    hashes: Sequence[QueryHash], owner: int, values: list[str], owners: list[int]
+    hashes: Sequence[QueryHash],
+    owner: int,
+    values: list[str],
+    owners: list[int],
+    detecting: list[bool],
 ) -> None:
     for region in hashes:
         if region.quality < PDQ_MIN_QUALITY:
             continue
         values.extend(region.dihedral)
         owners.extend([owner] * len(region.dihedral))
+        # The upload's own hash and its DCT flips are plain PDQ; any other probe is detection.
+        detecting.extend([region.label != "original"] * len(region.dihedral))
 
 
 def _closest(
