@@ -11,7 +11,7 @@ from PIL import Image
 from shared_data import requires_shared, shared
 
 from ncii.detection.fills import derotate, find_padded_picture, rotation_on_canvas
-from ncii.detection.pipeline import decode_for_hashing
+from ncii.detection.pipeline import decode_for_hashing, get_pipeline
 from ncii.detection.variants import centre_crop
 from ncii.evaluation.families import generator_for, pad_to
 from ncii.signals.vpdq import pdq_frame
@@ -69,3 +69,16 @@ def test_a_photo_rotated_on_a_canvas_is_turned_back(degrees):
     original = decode_for_hashing(shared("kodak24/kodim13.png").read_bytes())
     assert _distance(upright, centre_crop(original, 0.03)) <= 31
     assert derotate(original) is None
+
+
+@pytest.mark.parametrize("height", [1, 2, 3, 15, 16, 17])
+@pytest.mark.parametrize("width", [1, 2, 5, 512])
+def test_slivers_hash_on_both_sides(height: int, width: int) -> None:
+    """A picture a few pixels wide (a 2x3000 PNG decodes to 1x512) is hashed, never an
+    IndexError: the canvas and fill searches need no corners it does not have."""
+    rng = np.random.default_rng(height * 1000 + width)
+    noise = rng.integers(0, 256, (height, width, 3), dtype=np.uint8)
+    pipeline = get_pipeline("default")
+    for rgb in (noise, np.full_like(noise, 255)):
+        assert pipeline.bank_hashes(rgb)[0].label == "original"
+        assert pipeline.query_hashes(rgb)[0].label == "original"

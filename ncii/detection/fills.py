@@ -201,10 +201,16 @@ def _corner_angle(corner: np.ndarray) -> float | None:
     return math.degrees(math.atan(min(slope, 1 / slope)))
 
 
+MIN_CANVAS_SIDE = 16
+"""Pictures narrower than this (in pixels, either way) are never taken for a rotated canvas."""
+
+
 def rotation_on_canvas(rgb: np.ndarray) -> tuple[float, np.ndarray] | None:
     """The angle (degrees, unsigned) of a picture rotated on a plain canvas, and the canvas
     colour, from the fill triangles in its corners; ``None`` when the corners are not one
     colour or the triangles do not agree."""
+    if min(rgb.shape[:2]) < MIN_CANVAS_SIDE:  # a sliver has no corners to read
+        return None
     corners = np.array([rgb[1, 1], rgb[1, -2], rgb[-2, 1], rgb[-2, -2]], dtype=np.int16)
     colour = np.median(corners, axis=0)
     if np.abs(corners - colour).max() > COLOUR_TOLERANCE:
