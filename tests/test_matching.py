@@ -179,3 +179,22 @@ def test_scan_writes_a_report_and_resumes(store, tmp_path):
         "new.jpg",
         "other.jpeg",
     ]
+
+
+def test_scan_report_counts_entries_not_signal_types(store, tmp_path):
+    """A banked photo uploaded again byte for byte is found by its PDQ, MD5 and SHA-256: one
+    entry matched, listed once."""
+    import csv
+
+    [entry_id] = _bank_with(store, PHOTO)
+    url = store.url.render_as_string(hide_password=False)
+    backlog = tmp_path / "backlog"
+    backlog.mkdir()
+    (backlog / "same.jpg").write_bytes(PHOTO.read_bytes())
+    report = tmp_path / "scan.csv"
+    result = CliRunner().invoke(
+        app, ["scan", str(backlog), "--report", str(report), "--db", url, "--jobs", "1"]
+    )
+    assert result.exit_code == 4, result.output
+    (row,) = csv.DictReader(report.open())
+    assert (row["status"], row["matches"], row["entry_ids"]) == ("match", "1", str(entry_id))

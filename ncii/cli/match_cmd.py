@@ -412,6 +412,7 @@ def _report_row(found: _Found) -> dict[str, Any]:
     if found.error:
         return {"path": found.source, "status": "error", "matches": 0, "error": found.error}
     matches = found.matches
+    entries = sorted({m.entry_id for m in matches})
     best = max(
         (m.video for m in matches if m.video is not None),
         key=lambda v: (v.query_pct, v.bank_pct),
@@ -420,9 +421,10 @@ def _report_row(found: _Found) -> dict[str, Any]:
     return {
         "path": found.source,
         "status": "match" if matches else "no_match",
-        "matches": len(matches),
+        # Entries, not signal types: a photo matched by PDQ and its file digests is one match.
+        "matches": len(entries),
         "banks": ";".join(sorted({m.bank for m in matches})),
-        "entry_ids": ";".join(str(m.entry_id) for m in matches),
+        "entry_ids": ";".join(str(i) for i in entries),
         "best_distance": min((m.distance for m in matches), default=""),
         "case_refs": ";".join(sorted({m.case_ref for m in matches if m.case_ref})),
         "error": "",
