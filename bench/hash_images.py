@@ -354,6 +354,13 @@ def _cpu_ms(step: Callable[[], object]) -> tuple[float, object]:
     return (time.process_time() - t0) * 1000, out
 
 
+def pdqhash_luma(pixels: np.ndarray) -> np.ndarray:
+    """The first line of ``pdqhash.compute``: its luma, in float64 numpy, then float32."""
+    return (pixels[:, :, 0] * 0.299 + pixels[:, :, 1] * 0.587 + pixels[:, :, 2] * 0.114).astype(
+        "float32"
+    )
+
+
 def profile(by_class: dict[str, list[str]], per_class: int) -> None:
     """ncii's and pytx's pipelines cut into stages, CPU ms per image, per size class.
 
@@ -367,9 +374,9 @@ def profile(by_class: dict[str, list[str]], per_class: int) -> None:
     from threatexchange.signal_type.pdq.pdq_hasher import pdq_from_file
 
     from ncii.hashing import hash_file, read_media
-    from ncii.media import DEFAULT_MAX_SIDE, to_rgb8
+    from ncii.media import _DRAFT_FACTOR, DEFAULT_MAX_SIDE, to_rgb8
     from ncii.signals.exact import compute_digests
-    from ncii.signals.imagehashes import compute_imagehash
+    from ncii.signals.imagehashes import compute_imagehashes
     from ncii.signals.pdq import compute_pdq
 
     stages = (
@@ -378,6 +385,7 @@ def profile(by_class: dict[str, list[str]], per_class: int) -> None:
         "ncii shrink to 512",
         "ncii pdqhash 8 dihedral",
         "(pdqhash 1 hash at 512)",
+        "(of which pdqhash's numpy luma)",
         "ncii 4 imagehashes",
         "ncii md5+sha256",
         "ncii total, PDQ only",
@@ -406,7 +414,7 @@ def profile(by_class: dict[str, list[str]], per_class: int) -> None:
             def decode(data: bytes = data) -> Image.Image:
                 image = Image.open(io.BytesIO(data))
                 image.getexif()
-                target = DEFAULT_MAX_SIDE * 2  # ncii.media drafts to twice the target
+                target = DEFAULT_MAX_SIDE * _DRAFT_FACTOR  # as ncii.media drafts
                 image.draft("RGB", (target, target))
                 image.load()
                 return image
@@ -427,10 +435,9 @@ def profile(by_class: dict[str, list[str]], per_class: int) -> None:
             sums["ncii pdqhash 8 dihedral"] += _cpu_ms(lambda s=small: compute_pdq(s))[0]
             pixels = np.asarray(small)
             sums["(pdqhash 1 hash at 512)"] += _cpu_ms(lambda x=pixels: pdqhash.compute(x))[0]
+            sums["(of which pdqhash's numpy luma)"] += _cpu_ms(lambda x=pixels: pdqhash_luma(x))[0]
             sums["ncii 4 imagehashes"] += _cpu_ms(
-                lambda s=small: [
-                    compute_imagehash(k, s) for k in ("phash", "dhash", "ahash", "whash")
-                ]
+                lambda s=small: compute_imagehashes(("phash", "dhash", "ahash", "whash"), s)
             )[0]
             sums["ncii md5+sha256"] += _cpu_ms(lambda d=data: compute_digests(d))[0]
             sums["ncii total, PDQ only"] += _cpu_ms(lambda p=path: hash_file(p, options=pdq_only))[
@@ -543,6 +550,9 @@ def per_size(args: argparse.Namespace, data: Path, workdir: Path) -> int:
         kb = [sizes[p] / 1000 for p in by_class[c.name]]
         rows.append([c.name, f"{c.width}x{c.height}", f"{min(kb):,.0f}-{max(kb):,.0f}"])
     print(table(["size", "pixels", "KB"], rows))
+    if args.profile:
+        profile(by_class, args.profile)
+        return 0
     engines = hashers()
     cores = sorted({1, max(1, args.jobs)})
     for hasher in engines:  # warm-up: imports, first calls, pool start-up code paths
@@ -803,7 +813,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         default=0,
         metavar="N",
         help="instead: N images per size (0.3, 1, 3, 12 MP smooth and camera-like), engines "
-        "interleaved, CPU time, medians of --repeats (issue 19's table)",
+        "interleaved, CPU time, medians of --repeats (issue 19's table); with --profile: "
+        "the stages on that set",
     )
     parser.add_argument("--repeats", type=int, default=3, help="--per-size runs per batch (3)")
     parser.add_argument(
