@@ -34,6 +34,10 @@ are flagged when other processes interfered: a smoke test, not a measurement). T
 images live in a temporary folder removed on exit, on Ctrl-C and on SIGTERM; a run killed
 outright (SIGKILL) leaves it behind, and the next run removes it.
 
+``--per-size N`` instead times N images at each of 0.3, 1, 3 and 12 MP (smooth and
+camera-like), engines and sizes interleaved over ``--repeats`` runs, 1-core figures as CPU time
+(issue 19's table; the machine is shared, so the load average is printed with it).
+
 ``bench/.venv*/`` is git-ignored.
 """
 
