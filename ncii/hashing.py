@@ -165,11 +165,11 @@ def _hash_bytes(data: bytes, name: str, options: HashOptions) -> HashResult:
     decoded = decode_image(data, name=name, options=options.decode)
     try:
         if "pdq" in image_signals:
-            pdq = compute_pdq(decoded.image)
+            pixels = np.asarray(decoded.image, dtype=np.uint8)  # one copy out of Pillow
+            pdq = compute_pdq(pixels)
             signals.append(Signal("pdq", pdq.hash, pdq.quality))
             dihedral = pdq.dihedral[1:]
             if options.bank_variants or options.query_regions:
-                pixels = np.asarray(decoded.image, dtype=np.uint8)
                 # [0] of each is the picture's own PDQ, already in ``signals``.
                 if options.bank_variants:
                     variants = options.bank_variants.bank_hashes(pixels)[1:]
