@@ -534,10 +534,25 @@ def timed_batch(hasher: Hasher, paths: Sequence[str], cores: int) -> tuple[float
     return time.process_time() - c0 + children() - k0, wall, hashes
 
 
+def interleaved_one_core(
+    engines: Sequence[Hasher], paths: Sequence[str]
+) -> dict[Hasher, tuple[float, list[str]]]:
+    """Each engine's CPU seconds over ``paths`` (and its hashes), hashing one image at a time
+    in this process with the engines taking turns on every image."""
+    spent = dict.fromkeys(engines, 0.0)
+    found: dict[Hasher, list[str]] = {e: [] for e in engines}
+    for path in paths:
+        for engine in engines:
+            c0 = time.process_time()
+            found[engine] += engine.run([path], 1)
+            spent[engine] += time.process_time() - c0
+    return {e: (spent[e], found[e]) for e in engines}
+
+
 def per_size(args: argparse.Namespace, data: Path, workdir: Path) -> int:
     """The per-size table of issue 19: ncii PDQ-only, ncii default signals and pytx, on 1 core
-    (CPU time) and 2 (wall time), each batch timed ``--repeats`` times with the engines and
-    sizes interleaved (a burst of load hits all of them), medians kept."""
+    (CPU time, engines taking turns image by image) and on ``--jobs`` cores (wall time of each
+    batch, engines in turn), ``--repeats`` times with the order rotated; medians kept."""
     jobs = per_size_jobs(args.per_size, args.seed, args.grain, data, workdir)
     spec = Spec(
         count=args.per_size,
@@ -568,12 +583,17 @@ def per_size(args: argparse.Namespace, data: Path, workdir: Path) -> int:
     for repeat in range(args.repeats):
         for c in PER_SIZE_CLASSES:
             turn = repeat % len(engines)
-            for hasher in engines[turn:] + engines[:turn]:
-                for n in cores:
-                    spent, elapsed, found = timed_batch(hasher, by_class[c.name], n)
+            order = engines[turn:] + engines[:turn]
+            # 1 core: the engines take turns image by image, so a burst of load from other
+            # processes lands on all of them alike; the sum over the class is one "batch".
+            for hasher, (spent, found) in interleaved_one_core(order, by_class[c.name]).items():
+                cpu.setdefault((hasher.key, c.name, 1), []).append(spent)
+                hashes.setdefault((hasher.key, c.name), found)
+            for hasher in order:
+                for n in cores[1:]:
+                    spent, elapsed, _ = timed_batch(hasher, by_class[c.name], n)
                     cpu.setdefault((hasher.key, c.name, n), []).append(spent)
                     wall.setdefault((hasher.key, c.name, n), []).append(elapsed)
-                    hashes.setdefault((hasher.key, c.name), found)
         print(f"repeat {repeat + 1}/{args.repeats} done: {load_average()}", flush=True)
     return report_per_size(args, by_class, engines, cores, cpu, wall, hashes)
 
