@@ -34,35 +34,45 @@ are flagged when other processes interfered: a smoke test, not a measurement). T
 images live in a temporary folder removed on exit, on Ctrl-C and on SIGTERM; a run killed
 outright (SIGKILL) leaves it behind, and the next run removes it.
 
+``--per-size N`` instead times N images at each of 0.3, 1, 3 and 12 MP (smooth and
+camera-like), engines and sizes interleaved over ``--repeats`` runs, 1-core figures as CPU time
+(issue 19's table; the machine is shared, so the load average is printed with it).
+
 ``bench/.venv*/`` is git-ignored.
 """
 
 from __future__ import annotations
 
-import argparse
-import importlib.metadata
-import importlib.util
-import json
-import multiprocessing
 import os
-import platform
-import shutil
-import signal
-import statistics
-import sys
-import tempfile
-import threading
-import time
-from collections import Counter
-from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
-from functools import partial
-from pathlib import Path
 
-import numpy as np
-from PIL import Image, features
+for _variable in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    # Every engine runs one thread per process (pools give each worker its own): numpy, scipy
+    # and pywt must not add BLAS/OpenMP threads to one engine and not the other.
+    os.environ.setdefault(_variable, "1")
 
-from ncii.hashing import HashOptions, hash_many
+import argparse  # noqa: E402
+import importlib.metadata  # noqa: E402
+import importlib.util  # noqa: E402
+import json  # noqa: E402
+import multiprocessing  # noqa: E402
+import platform  # noqa: E402
+import shutil  # noqa: E402
+import signal  # noqa: E402
+import statistics  # noqa: E402
+import sys  # noqa: E402
+import tempfile  # noqa: E402
+import threading  # noqa: E402
+import time  # noqa: E402
+from collections import Counter  # noqa: E402
+from collections.abc import Callable, Sequence  # noqa: E402
+from dataclasses import asdict, dataclass  # noqa: E402
+from functools import partial  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import numpy as np  # noqa: E402
+from PIL import Image, features  # noqa: E402
+
+from ncii.hashing import HashOptions, hash_many  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -348,6 +358,13 @@ def _cpu_ms(step: Callable[[], object]) -> tuple[float, object]:
     return (time.process_time() - t0) * 1000, out
 
 
+def pdqhash_luma(pixels: np.ndarray) -> np.ndarray:
+    """The first line of ``pdqhash.compute``: its luma, in float64 numpy, then float32."""
+    return (pixels[:, :, 0] * 0.299 + pixels[:, :, 1] * 0.587 + pixels[:, :, 2] * 0.114).astype(
+        "float32"
+    )
+
+
 def profile(by_class: dict[str, list[str]], per_class: int) -> None:
     """ncii's and pytx's pipelines cut into stages, CPU ms per image, per size class.
 
@@ -361,9 +378,9 @@ def profile(by_class: dict[str, list[str]], per_class: int) -> None:
     from threatexchange.signal_type.pdq.pdq_hasher import pdq_from_file
 
     from ncii.hashing import hash_file, read_media
-    from ncii.media import DEFAULT_MAX_SIDE, to_rgb8
+    from ncii.media import _DRAFT_FACTOR, DEFAULT_MAX_SIDE, to_rgb8
     from ncii.signals.exact import compute_digests
-    from ncii.signals.imagehashes import compute_imagehash
+    from ncii.signals.imagehashes import compute_imagehashes
     from ncii.signals.pdq import compute_pdq
 
     stages = (
@@ -372,6 +389,7 @@ def profile(by_class: dict[str, list[str]], per_class: int) -> None:
         "ncii shrink to 512",
         "ncii pdqhash 8 dihedral",
         "(pdqhash 1 hash at 512)",
+        "(of which pdqhash's numpy luma)",
         "ncii 4 imagehashes",
         "ncii md5+sha256",
         "ncii total, PDQ only",
@@ -400,7 +418,7 @@ def profile(by_class: dict[str, list[str]], per_class: int) -> None:
             def decode(data: bytes = data) -> Image.Image:
                 image = Image.open(io.BytesIO(data))
                 image.getexif()
-                target = DEFAULT_MAX_SIDE * 2  # ncii.media drafts to twice the target
+                target = DEFAULT_MAX_SIDE * _DRAFT_FACTOR  # as ncii.media drafts
                 image.draft("RGB", (target, target))
                 image.load()
                 return image
@@ -421,10 +439,9 @@ def profile(by_class: dict[str, list[str]], per_class: int) -> None:
             sums["ncii pdqhash 8 dihedral"] += _cpu_ms(lambda s=small: compute_pdq(s))[0]
             pixels = np.asarray(small)
             sums["(pdqhash 1 hash at 512)"] += _cpu_ms(lambda x=pixels: pdqhash.compute(x))[0]
+            sums["(of which pdqhash's numpy luma)"] += _cpu_ms(lambda x=pixels: pdqhash_luma(x))[0]
             sums["ncii 4 imagehashes"] += _cpu_ms(
-                lambda s=small: [
-                    compute_imagehash(k, s) for k in ("phash", "dhash", "ahash", "whash")
-                ]
+                lambda s=small: compute_imagehashes(("phash", "dhash", "ahash", "whash"), s)
             )[0]
             sums["ncii md5+sha256"] += _cpu_ms(lambda d=data: compute_digests(d))[0]
             sums["ncii total, PDQ only"] += _cpu_ms(lambda p=path: hash_file(p, options=pdq_only))[
@@ -445,6 +462,195 @@ def profile(by_class: dict[str, list[str]], per_class: int) -> None:
     rows = [["decoded at (ncii draft)", *(drafted[c] for c in columns)]]
     rows += [[stage, *(f"{cells[stage, c]:.1f}" for c in columns)] for stage in stages]
     print(table(["stage", *columns], rows))
+
+
+# --------------------------------------------------------------------------------------------
+# Per size (--per-size): where uploads are, interleaved, CPU time
+
+
+@dataclass(frozen=True, slots=True)
+class PerSize:
+    name: str
+    width: int
+    height: int
+    camera: bool
+    """Sensor-like grain (``--grain``) as camera JPEGs have; without it a smooth upscale."""
+
+
+PER_SIZE_CLASSES: tuple[PerSize, ...] = (
+    PerSize("0.3MP", 640, 480, True),
+    PerSize("1MP", 1152, 864, True),
+    PerSize("3MP", 2048, 1536, True),
+    PerSize("12MP smooth", 4032, 3024, False),
+    PerSize("12MP camera", 4032, 3024, True),
+)
+PER_SIZE_TARGETS = {"0.3MP": 1.5, "1MP": 3.0, "12MP camera": 10.0}
+"""Issue 19: ncii PDQ-only ÷ pytx on one core, per size; ncii's default signals ≥ 1x."""
+
+
+def per_size_jobs(per_class: int, seed: int, grain: float, data: Path, workdir: Path) -> list[Job]:
+    """``per_class`` landscape JPEGs per :data:`PER_SIZE_CLASSES` entry, half from Caltech-101."""
+    large, caltech = source_photos(data, seed)
+    rng = np.random.default_rng([seed, 2])
+    jobs = []
+    for size in PER_SIZE_CLASSES:
+        for i in range(per_class):
+            pool = caltech if i % 2 else large
+            source = pool[int(rng.integers(len(pool)))]
+            slug = size.name.replace(" ", "_")
+            jobs.append(
+                Job(
+                    index=len(jobs),
+                    source=str(source),
+                    size_class=size.name,
+                    width=size.width,
+                    height=size.height,
+                    path=str(workdir / f"size_{slug}_{i:03d}_{source.stem}.jpg"),
+                    seed=int(rng.integers(2**31)),
+                    grain=grain if size.camera else 0.0,
+                )
+            )
+    return jobs
+
+
+def load_average() -> str:
+    one, five, fifteen = os.getloadavg()
+    return f"load average {one:.2f} {five:.2f} {fifteen:.2f} ({os.cpu_count()} cores)"
+
+
+def timed_batch(hasher: Hasher, paths: Sequence[str], cores: int) -> tuple[float, float, list[str]]:
+    """(CPU seconds, wall seconds, hashes) of one batch. CPU counts this process and the pool
+    workers it waited for (``RUSAGE_CHILDREN``); ncii's forkserver workers are not our
+    children, so on 2 cores only wall time is compared."""
+    import resource
+
+    def children() -> float:
+        usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+        return usage.ru_utime + usage.ru_stime
+
+    c0, k0, t0 = time.process_time(), children(), time.perf_counter()
+    hashes = hasher.run(paths, cores)
+    wall = time.perf_counter() - t0
+    return time.process_time() - c0 + children() - k0, wall, hashes
+
+
+def interleaved_one_core(
+    engines: Sequence[Hasher], paths: Sequence[str]
+) -> dict[Hasher, tuple[float, list[str]]]:
+    """Each engine's CPU seconds over ``paths`` (and its hashes), hashing one image at a time
+    in this process with the engines taking turns on every image."""
+    spent = dict.fromkeys(engines, 0.0)
+    found: dict[Hasher, list[str]] = {e: [] for e in engines}
+    for path in paths:
+        for engine in engines:
+            c0 = time.process_time()
+            found[engine] += engine.run([path], 1)
+            spent[engine] += time.process_time() - c0
+    return {e: (spent[e], found[e]) for e in engines}
+
+
+def per_size(args: argparse.Namespace, data: Path, workdir: Path) -> int:
+    """The per-size table of issue 19: ncii PDQ-only, ncii default signals and pytx, on 1 core
+    (CPU time, engines taking turns image by image) and on ``--jobs`` cores (wall time of each
+    batch, engines in turn), ``--repeats`` times with the order rotated; medians kept."""
+    jobs = per_size_jobs(args.per_size, args.seed, args.grain, data, workdir)
+    spec = Spec(
+        count=args.per_size,
+        seed=args.seed,
+        grain=args.grain,
+        quality=JPEG_QUALITY,
+        classes=tuple((c.name, c.width, c.height, float(c.camera)) for c in PER_SIZE_CLASSES),
+    )
+    sizes = generate(jobs, workdir, spec, max(1, args.jobs))
+    by_class = {c.name: [j.path for j in jobs if j.size_class == c.name] for c in PER_SIZE_CLASSES}
+    print(f"\n{args.per_size} JPEGs per size, quality {JPEG_QUALITY}, grain {args.grain}:")
+    rows = []
+    for c in PER_SIZE_CLASSES:
+        kb = [sizes[p] / 1000 for p in by_class[c.name]]
+        rows.append([c.name, f"{c.width}x{c.height}", f"{min(kb):,.0f}-{max(kb):,.0f}"])
+    print(table(["size", "pixels", "KB"], rows))
+    if args.profile:
+        profile(by_class, args.profile)
+        return 0
+    engines = hashers()
+    cores = sorted({1, max(1, args.jobs)})
+    for hasher in engines:  # warm-up: imports, first calls, pool start-up code paths
+        hasher.run(by_class[PER_SIZE_CLASSES[0].name][:2], 1)
+    cpu: dict[tuple[str, str, int], list[float]] = {}
+    wall: dict[tuple[str, str, int], list[float]] = {}
+    hashes: dict[tuple[str, str], list[str]] = {}
+    print(f"\nbefore: {load_average()}", flush=True)
+    for repeat in range(args.repeats):
+        for c in PER_SIZE_CLASSES:
+            turn = repeat % len(engines)
+            order = engines[turn:] + engines[:turn]
+            # 1 core: the engines take turns image by image, so a burst of load from other
+            # processes lands on all of them alike; the sum over the class is one "batch".
+            for hasher, (spent, found) in interleaved_one_core(order, by_class[c.name]).items():
+                cpu.setdefault((hasher.key, c.name, 1), []).append(spent)
+                hashes.setdefault((hasher.key, c.name), found)
+            for hasher in order:
+                for n in cores[1:]:
+                    spent, elapsed, _ = timed_batch(hasher, by_class[c.name], n)
+                    cpu.setdefault((hasher.key, c.name, n), []).append(spent)
+                    wall.setdefault((hasher.key, c.name, n), []).append(elapsed)
+        print(f"repeat {repeat + 1}/{args.repeats} done: {load_average()}", flush=True)
+    return report_per_size(args, by_class, engines, cores, cpu, wall, hashes)
+
+
+def report_per_size(
+    args: argparse.Namespace,
+    by_class: dict[str, list[str]],
+    engines: list[Hasher],
+    cores: list[int],
+    cpu: dict[tuple[str, str, int], list[float]],
+    wall: dict[tuple[str, str, int], list[float]],
+    hashes: dict[tuple[str, str], list[str]],
+) -> int:
+    names = [c.name for c in PER_SIZE_CLASSES]
+
+    def rate(key: str, size: str, n: int) -> float:
+        """Images per second: 1 core from CPU time, more from wall time (medians)."""
+        seconds = statistics.median((cpu if n == 1 else wall)[key, size, n])
+        return len(by_class[size]) / seconds
+
+    print(f"\n## Images per second, median of {args.repeats} interleaved runs ({load_average()})")
+    print("1 core: per CPU second of the process; 2 cores: per wall second (load-dependent)\n")
+    rows = []
+    for n in cores:
+        for hasher in engines:
+            rows.append(
+                [f"{hasher.label}, {n} core(s)", *(f"{rate(hasher.key, s, n):.1f}" for s in names)]
+            )
+        for key, label in (("ncii", "ncii PDQ"), ("ncii_all", "ncii default")):
+            rows.append(
+                [f"{label} ÷ pytx, {n} core(s)"]
+                + [f"{rate(key, s, n) / rate('pytx', s, n):.2f}x" for s in names]
+            )
+    print(table(["images/s", *names], rows))
+    spread = max((max(v) - min(v)) / statistics.median(v) for k, v in cpu.items() if k[2] == 1)
+    print(f"largest spread of one 1-core batch over its repeats: {spread:.0%} of its median")
+
+    failures = 0
+    print("\n## PDQ drift: ncii default (512 px) vs pytx (full resolution)")
+    for size in names:
+        pairs = zip(hashes["ncii", size], hashes["pytx", size], strict=True)
+        d = [distance(a, b) for a, b in pairs]
+        same = hashes["ncii", size] == hashes["ncii_all", size]
+        ok = max(d) <= 31 and statistics.median(d) <= 10 and same
+        failures += not ok
+        print(f"  {size:12} max {max(d):3}, median {statistics.median(d):4g}, PDQ-only = "
+              f"default: {'yes' if same else 'NO'}  {verdict(ok)}")  # fmt: skip
+    print("\n## Targets (1 core, CPU time)")
+    for size, target in PER_SIZE_TARGETS.items():
+        ratio = rate("ncii", size, 1) / rate("pytx", size, 1)
+        ok = verdict(ratio >= target)
+        print(f"  ncii PDQ ÷ pytx at {size:12} ≥ {target:4g}x: {ratio:.2f}x {ok}")
+    for size in names:
+        ratio = rate("ncii_all", size, 1) / rate("pytx", size, 1)
+        print(f"  ncii default ÷ pytx at {size:12} ≥ 1x: {ratio:.2f}x {verdict(ratio >= 1)}")
+    print(f"\nafter: {load_average()}")
+    return 1 if failures else 0
 
 
 # --------------------------------------------------------------------------------------------
@@ -626,6 +832,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="instead of timing, split each pipeline into stages on N images per class",
     )
     parser.add_argument(
+        "--per-size",
+        type=int,
+        default=0,
+        metavar="N",
+        help="instead: N images per size (0.3, 1, 3, 12 MP smooth and camera-like), engines "
+        "interleaved, CPU time, medians of --repeats (issue 19's table); with --profile: "
+        "the stages on that set",
+    )
+    parser.add_argument("--repeats", type=int, default=3, help="--per-size runs per batch (3)")
+    parser.add_argument(
         "--max-wait",
         type=float,
         default=None,
@@ -694,6 +910,9 @@ def run(args: argparse.Namespace, count: int, jobs_all: int, data: Path, workdir
     print("# Hashing images: ncii vs python-threatexchange (pytx)\n")
     for line in machine():
         print(line)
+    print(load_average())
+    if args.per_size:
+        return per_size(args, data, workdir)
     spec = Spec(
         count=count,
         seed=args.seed,

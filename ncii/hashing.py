@@ -25,7 +25,7 @@ from ncii.errors import MediaError, MediaTooLarge, NciiError, UnsupportedMedia
 from ncii.media import DEFAULT_MAX_PIXELS, DEFAULT_MAX_SIDE, DecodeOptions, decode_image
 from ncii.signals import FILE_SIGNALS, IMAGE_SIGNALS, SIGNAL_TYPES, Signal, get_signal_type
 from ncii.signals.exact import compute_digests
-from ncii.signals.imagehashes import compute_imagehash
+from ncii.signals.imagehashes import compute_imagehashes
 from ncii.signals.pdq import compute_pdq
 from ncii.signals.vpdq import DEFAULT_EVERY, VideoHashes, compute_vpdq
 from ncii.video import VideoLimits, is_video
@@ -164,20 +164,19 @@ def _hash_bytes(data: bytes, name: str, options: HashOptions) -> HashResult:
     image_signals = [s for s in wanted if s in IMAGE_SIGNALS]
     decoded = decode_image(data, name=name, options=options.decode)
     try:
-        for kind in image_signals:
-            if kind == "pdq":
-                pdq = compute_pdq(decoded.image)
-                signals.append(Signal("pdq", pdq.hash, pdq.quality))
-                dihedral = pdq.dihedral[1:]
-                if options.bank_variants or options.query_regions:
-                    pixels = np.asarray(decoded.image, dtype=np.uint8)
-                    # [0] of each is the picture's own PDQ, already in ``signals``.
-                    if options.bank_variants:
-                        variants = options.bank_variants.bank_hashes(pixels)[1:]
-                    if options.query_regions:
-                        regions = options.query_regions.query_hashes(pixels)[1:]
-            else:
-                signals.append(Signal(kind, compute_imagehash(kind, decoded.image)))
+        if "pdq" in image_signals:
+            pixels = np.asarray(decoded.image, dtype=np.uint8)  # one copy out of Pillow
+            pdq = compute_pdq(pixels)
+            signals.append(Signal("pdq", pdq.hash, pdq.quality))
+            dihedral = pdq.dihedral[1:]
+            if options.bank_variants or options.query_regions:
+                # [0] of each is the picture's own PDQ, already in ``signals``.
+                if options.bank_variants:
+                    variants = options.bank_variants.bank_hashes(pixels)[1:]
+                if options.query_regions:
+                    regions = options.query_regions.query_hashes(pixels)[1:]
+        weak = compute_imagehashes([k for k in image_signals if k != "pdq"], decoded.image)
+        signals.extend(Signal(kind, value) for kind, value in weak.items())
     finally:
         decoded.image.close()
     signals = _flat_picture_quality(signals)

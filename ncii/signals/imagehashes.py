@@ -11,7 +11,7 @@ say when they agree; they come from ``bench/imagehash_thresholds.py`` run on ``.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 import imagehash
 from PIL import Image
@@ -52,3 +52,21 @@ _FUNCTIONS: dict[str, Callable[[Image.Image], imagehash.ImageHash]] = {
 def compute_imagehash(name: str, image: Image.Image) -> str:
     """One imagehash signal of an RGB image, as 16 lowercase hex digits."""
     return str(_FUNCTIONS[name](image))
+
+
+def compute_imagehashes(names: Iterable[str], image: Image.Image) -> dict[str, str]:
+    """Several imagehash signals of one RGB image: ``{name: 16 hex digits}``.
+
+    Each imagehash function starts with ``image.convert("L")``; converting once here and
+    handing them the greyscale picture (whose ``convert("L")`` is a plain copy) gives the
+    same bits as :func:`compute_imagehash` (tested over real photos) for less work.
+    """
+    wanted = list(names)
+    if not wanted:
+        return {}
+    grey = image if image.mode == "L" else image.convert("L")
+    try:
+        return {name: str(_FUNCTIONS[name](grey)) for name in wanted}
+    finally:
+        if grey is not image:
+            grey.close()

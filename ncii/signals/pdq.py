@@ -65,8 +65,9 @@ def _bits_to_hex(bits: np.ndarray) -> str:
     return np.packbits(bits.astype(np.uint8, copy=False)).tobytes().hex()
 
 
-def compute_pdq(image: Image.Image) -> PdqHashes:
-    """PDQ hash and quality of an 8-bit RGB image, with its dihedral variants."""
+def compute_pdq(image: Image.Image | np.ndarray) -> PdqHashes:
+    """PDQ hash and quality of an 8-bit RGB image (or its ``HxWx3`` uint8 pixels, which
+    saves a copy when the caller needs them too), with its dihedral variants."""
     pixels = np.asarray(image, dtype=np.uint8)
     vectors, quality = pdqhash.compute_dihedral(pixels)
     hexes = tuple(_bits_to_hex(v) for v in vectors)
