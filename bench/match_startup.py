@@ -1,0 +1,176 @@
+"""CPU cost of a one-file ``ncii match photo.jpg`` against banks of 10k, 100k and 1M entries.
+
+Each bank is shaped like one the default pipeline builds: per entry, the picture's PDQ hash
+plus 14 PDQ variants (crops, small rotations, banded; a few bits to a few dozen bits from the
+picture's hash), its four weak 64-bit hashes (phash, dhash, ahash, whash) and its md5 and
+sha256: 21 signal rows an entry. The hashes are synthetic (fixed seed) but stored through the
+bulk import path (``ncii.service.ingest.add_entries``) with the real row shapes; the query
+photo itself is banked too, so the match finds an entry and reports its corroboration.
+
+Every match runs the installed ``ncii`` command in its own process; the figure is that
+process's user + system CPU (``wait4``), SQLite running in-process so its work is counted.
+``cold`` is the first call with an empty index cache, ``warm`` the median of later calls.
+
+    python bench/match_startup.py                       # 10k and 100k entries
+    python bench/match_startup.py --sizes 10000 100000 1000000 --keep /tmp/banks
+
+``--keep`` keeps the generated databases there and reuses them on the next run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+from ncii.detection.pipeline import BankHash
+from ncii.hashing import HashOptions, hash_file
+from ncii.service.banks import create_bank
+from ncii.service.entries import AddOptions, NewEntry
+from ncii.service.ingest import add_entries
+from ncii.signals import Signal
+from ncii.store.engine import open_store
+
+NCII = str(Path(sys.executable).with_name("ncii"))
+PHOTO = Path(__file__).resolve().parents[1] / "tests" / "data" / "meta" / "q0122.jpg"
+VARIANTS = (
+    *(f"crop_{f / 1000:g}" for f in range(30, 151, 15)),
+    "rotate_-3",
+    "rotate_-1.5",
+    "rotate_1.5",
+    "rotate_3",
+    "banded",
+)
+
+
+def _near(rng: random.Random, value: int, bits: int, most: int) -> int:
+    for bit in rng.sample(range(bits), rng.randint(1, most)):
+        value ^= 1 << bit
+    return value
+
+
+def synthetic_entries(count: int, seed: int = 19) -> Iterator[NewEntry]:
+    """``count`` entries with the row shapes of the default pipeline's bank side."""
+    rng = random.Random(seed)
+    for _ in range(count):
+        pdq = rng.getrandbits(256)
+        weak = rng.getrandbits(64)
+        signals = (
+            Signal("pdq", f"{pdq:064x}", 100),
+            *(
+                Signal(kind, f"{_near(rng, weak, 64, 12):016x}")
+                for kind in ("phash", "dhash", "ahash", "whash")
+            ),
+            Signal("md5", f"{rng.getrandbits(128):032x}"),
+            Signal("sha256", f"{rng.getrandbits(256):064x}"),
+        )
+        variants = tuple(
+            BankHash(label, f"{_near(rng, pdq, 256, 40):064x}", 100) for label in VARIANTS
+        )
+        yield NewEntry(signals, variants=variants)
+
+
+def build(path: Path, entries: int) -> float:
+    """A SQLite bank of ``entries`` synthetic entries plus the query photo; seconds taken."""
+    url = f"sqlite:///{path}"
+    started = time.perf_counter()
+    store = open_store(url)
+    photo = hash_file(str(PHOTO), options=HashOptions.for_bank())
+    with store.begin() as session:
+        create_bank(session, "bench", actor="bench")
+        add_entries(
+            session,
+            "bench",
+            [NewEntry(photo.signals, variants=photo.pdq_variants)],
+            actor="bench",
+        )
+        add_entries(
+            session,
+            "bench",
+            synthetic_entries(entries - 1),
+            actor="bench",
+            options=AddOptions(batch_size=20_000),
+        )
+    store.engine.dispose()
+    return time.perf_counter() - started
+
+
+def one_match(url: str, cache: Path, extra: list[str]) -> float:
+    """CPU seconds (user + sys) of one ``ncii match`` process; it must find the photo."""
+    env = os.environ | {"XDG_CACHE_HOME": str(cache), "OMP_NUM_THREADS": "1"}
+    process = subprocess.Popen(
+        [NCII, "match", str(PHOTO), "--db", url, "--format", "jsonl", *extra],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        env=env,
+        text=True,
+    )
+    assert process.stdout is not None
+    output = process.stdout.read()
+    _, status, usage = os.wait4(process.pid, 0)
+    code = os.waitstatus_to_exitcode(status)
+    if code != 4:
+        raise SystemExit(f"ncii match {' '.join(extra)} exited {code}, expected 4:\n{output}")
+    return usage.ru_utime + usage.ru_stime
+
+
+def measure(url: str, cache: Path, extra: list[str], warm_runs: int) -> tuple[float, float]:
+    """(cold, median warm) CPU seconds for one pipeline."""
+    shutil.rmtree(cache, ignore_errors=True)
+    cold = one_match(url, cache, extra)
+    warm = [one_match(url, cache, extra) for _ in range(warm_runs)]
+    return cold, statistics.median(warm)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000])
+    parser.add_argument("--warm-runs", type=int, default=5)
+    parser.add_argument("--keep", type=Path, help="keep (and reuse) the databases here")
+    args = parser.parse_args()
+    folder = args.keep or Path(tempfile.mkdtemp(prefix="ncii-match-startup-"))
+    folder.mkdir(parents=True, exist_ok=True)
+    print(f"load average before: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    print(f"python {sys.version.split()[0]}, {os.cpu_count()} CPUs, OMP_NUM_THREADS=1")
+    base = one_match_baseline(folder)
+    print(f"baseline: `ncii match` on an empty bank {base:.2f} s CPU")
+    print("| entries | signal rows | pipeline | cold CPU s | warm CPU s | load avg |")
+    print("|---|---|---|---|---|---|")
+    try:
+        for size in args.sizes:
+            path = folder / f"bank-{size}.db"
+            if not path.exists():
+                seconds = build(path, size)
+                print(f"(built {size:,} entries in {seconds:.0f} s)", file=sys.stderr)
+            url = f"sqlite:///{path}"
+            for name, extra in (("default", []), ("pdq", ["--pipeline", "pdq"])):
+                cold, warm = measure(url, folder / "cache", extra, args.warm_runs)
+                load = os.getloadavg()[0]
+                print(
+                    f"| {size:,} | {21 * size:,} | {name} | {cold:.2f} | {warm:.2f} | {load:.2f} |",
+                    flush=True,
+                )
+    finally:
+        if args.keep is None:
+            shutil.rmtree(folder, ignore_errors=True)
+    print(f"load average after: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+
+
+def one_match_baseline(folder: Path) -> float:
+    """The fixed cost: start-up, hashing and an empty index (a bank holding only the photo)."""
+    path = folder / "bank-1.db"
+    if not path.exists():
+        build(path, 1)
+    return measure(f"sqlite:///{path}", folder / "cache", [], 3)[1]
+
+
+if __name__ == "__main__":
+    main()
