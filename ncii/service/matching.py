@@ -206,12 +206,12 @@ class Matcher:
             values.clear()
             keys.clear()
 
-        for row in self._signal_rows(session, None, types):
-            values, keys = batches[row.signal_type]
-            values.append(row.value)
-            keys.append(row.id)
+        for row_id, signal_type, value in self._indexable_rows(session, types):
+            values, keys = batches[signal_type]
+            values.append(value)
+            keys.append(row_id)
             if len(keys) >= LOAD_BATCH:
-                convert(row.signal_type)
+                convert(signal_type)
         for signal_type in list(batches):
             convert(signal_type)
         for signal_type, (words, key_parts) in parts.items():
@@ -264,6 +264,28 @@ class Matcher:
             )
         except OSError as exc:  # a cache: failing to write it must not stop matching
             log.warning("could not save the index snapshot in %s: %s", folder, exc)
+
+    def _indexable_rows(self, session: Session, types: Iterable[str]) -> Iterator[Any]:
+        """(id, type, value) of every indexable signal of ``types``, filtered in SQL and read
+        as plain Core rows: no ORM rows or type conversion per hash (most of a full load's
+        CPU before)."""
+        query = (
+            select(EntrySignal.id, EntrySignal.signal_type, EntrySignal.value)
+            .join(Entry, Entry.id == EntrySignal.entry_id)
+            .where(EntrySignal.signal_type.in_(sorted(types)))
+            .where(
+                (Entry.status == EntryStatus.active)
+                | ((Entry.status == EntryStatus.disabled) & Entry.disabled_until.is_not(None))
+            )
+            .order_by(EntrySignal.id)
+        )
+        if not self.include_low_quality:
+            query = query.where(
+                EntrySignal.quality.is_(None) | (EntrySignal.quality >= PDQ_MIN_QUALITY)
+            )
+        result = session.connection().execute(query.execution_options(yield_per=LOAD_BATCH))
+        for rows in result.partitions():
+            yield from rows
 
     def _signal_rows(
         self, session: Session, entry_ids: Sequence[int] | None, types: Iterable[str]
