@@ -14,7 +14,11 @@ Queries: planted near-duplicates of bank items at 1-31 bits (the edge included),
 cluster centres, and non-matching real-looking hashes. Ground truth is exhaustive search
 (faiss IndexBinaryFlat, which is exact; radius 32 means distance <= 31).
 
-Each engine runs in its own subprocess so peak RSS is its own. Run it in the benchmark venv
+Each engine runs in its own subprocess so peak RSS is its own, every engine pinned to the same
+number of threads (``--threads``, default 1: ``OMP_NUM_THREADS`` and friends in the
+subprocess's environment, ``faiss.omp_set_num_threads``), so on a loaded machine faiss's
+OpenMP pool does not slow its peers; the load average is printed before and after each engine.
+Run it in the benchmark venv
 (``bench/README.md``): ``bench/.venv/bin/python bench/match_index.py --sizes 1000000 10000000``.
 """
 
@@ -34,6 +38,17 @@ import numpy as np
 
 THRESHOLD = 31
 ROOT = Path(__file__).resolve().parent.parent
+THREAD_VARIABLES = (
+    "OMP_NUM_THREADS",
+    "MKL_NUM_THREADS",
+    "OPENBLAS_NUM_THREADS",
+    "NUMBA_NUM_THREADS",
+)
+
+
+def _threads() -> int:
+    """The thread count the driver pinned this engine subprocess to."""
+    return int(os.environ.get("OMP_NUM_THREADS", "1"))
 
 
 # --- data ---------------------------------------------------------------------------------------
@@ -206,7 +221,7 @@ def run_ncii_serve(bank: np.ndarray, queries: np.ndarray, workdir: Path) -> dict
     result["batched_per_s"] = len(qwords) / (time.perf_counter() - start)
     result |= _latencies(lambda q: index.search_arrays(q[None, :], THRESHOLD), qwords, len(qwords))
     result |= _concurrent_latencies(
-        lambda q: index.search_arrays(q[None, :], THRESHOLD), qwords, os.cpu_count() or 1
+        lambda q: index.search_arrays(q[None, :], THRESHOLD), qwords, _threads()
     )
     result["pairs"] = sorted((int(q), int(k)) for q, k, _ in found)
     result["rss_mb"] = _rss_mb()
@@ -220,11 +235,10 @@ def run_faiss_flat(bank: np.ndarray, queries: np.ndarray, workdir: Path) -> dict
     index = faiss.IndexBinaryFlat(256)
     index.add(bank)
     result = {"build_s": time.perf_counter() - start, "load_s": None}
-    faiss.omp_set_num_threads(os.cpu_count() or 1)
+    faiss.omp_set_num_threads(_threads())  # the same number of threads as every engine
     start = time.perf_counter()
     lims, _distances, labels = index.range_search(queries, THRESHOLD + 1)
     result["batched_per_s"] = len(queries) / (time.perf_counter() - start)
-    faiss.omp_set_num_threads(1)
     result |= _latencies(lambda q: index.range_search(q[None, :], THRESHOLD + 1), queries, 100)
     result["pairs"] = sorted(
         (q, int(labels[j])) for q in range(len(queries)) for j in range(lims[q], lims[q + 1])
@@ -285,6 +299,9 @@ def main() -> None:
     parser.add_argument("--engine", help=argparse.SUPPRESS)
     parser.add_argument("--n", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--timeout", type=float, default=3600)
+    parser.add_argument(
+        "--threads", type=int, default=1, help="threads for every engine (default 1)"
+    )
     args = parser.parse_args()
     args.workdir.mkdir(parents=True, exist_ok=True)
     if args.engine:
@@ -293,8 +310,10 @@ def main() -> None:
 
     print(
         f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
-        f"Python {platform.python_version()}, load average {os.getloadavg()[0]:.2f}"
+        f"Python {platform.python_version()}, load average {os.getloadavg()[0]:.2f}, "
+        f"every engine pinned to {args.threads} thread(s)"
     )
+    pinned = os.environ | dict.fromkeys(THREAD_VARIABLES, str(args.threads))
     rng = np.random.default_rng(2026)
     seeds = real_seeds(args.workdir, args.data)
     print(f"real PDQ seeds: {len(seeds)}")
@@ -317,7 +336,9 @@ def main() -> None:
                 str(args.workdir),
             ]
             try:
-                subprocess.run(cmd, check=True, timeout=args.timeout)
+                before = os.getloadavg()[0]
+                subprocess.run(cmd, check=True, timeout=args.timeout, env=pinned)
+                print(f"  {name}: load average {before:.2f} before, {os.getloadavg()[0]:.2f} after")
                 out = args.workdir / f"result-{name}-{n}.json"
                 results[name] = json.loads(out.read_text())
             except (subprocess.SubprocessError, OSError) as exc:

@@ -22,6 +22,8 @@ from __future__ import annotations
 import itertools
 import math
 import os
+import sys
+import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
@@ -44,6 +46,30 @@ def _kernel():  # type: ignore[no-untyped-def]
 
 USE_KERNEL = True
 """Tests flip this to check the numpy path against the kernel."""
+
+KERNEL_BATCH = 256
+"""A search of this many queries loads the kernel at once."""
+KERNEL_LOAD_SECONDS = 0.5
+"""About what loading the kernel costs (numba's import and its cached machine code): numpy
+searches run until they have taken this long, then the kernel is loaded (at most twice the
+cheaper choice's cost, whatever the number of lookups)."""
+_numpy_seconds = 0.0
+
+
+def _search_kernel(queries: int):  # type: ignore[no-untyped-def]
+    """The kernel for a search of ``queries`` hashes, if it pays to have it. A one-file
+    ``ncii match`` makes a handful of lookups that numpy answers in milliseconds, where
+    loading the kernel would cost half a second; a long-lived matcher loads it on ``warm``,
+    and any process once its numpy searches have cost as much."""
+    if not USE_KERNEL:
+        return None
+    if (
+        "ncii._mih_kernel" in sys.modules
+        or queries >= KERNEL_BATCH
+        or _numpy_seconds >= KERNEL_LOAD_SECONDS
+    ):
+        return _kernel()
+    return None
 
 TAIL_LIMIT = 4096
 """Additions searched by brute force before they are frozen into a segment."""
@@ -259,9 +285,14 @@ class _Segment:
 
     def search(self, queries: np.ndarray, threshold: int) -> np.ndarray:
         """(pairs, 3) int64 of [query, key, distance] for every active row within threshold."""
-        kernel = _kernel() if USE_KERNEL else None
+        kernel = _search_kernel(len(queries))
         if kernel is None:
-            return self.search_numpy(queries, threshold)
+            global _numpy_seconds
+            started = time.perf_counter()
+            try:
+                return self.search_numpy(queries, threshold)
+            finally:
+                _numpy_seconds += time.perf_counter() - started
         masks, counts, radii = _probe_plan(self.width, len(self.table), threshold)
         parts: list[np.ndarray] = [np.empty((0, 3), dtype=np.int64)]
         capacity = max(1024, 64 * len(queries))
@@ -465,7 +496,9 @@ class HammingIndex:
         return index
 
     def warm(self) -> None:
-        """Read every page of a loaded (memory-mapped) index so lookups never wait on disk."""
+        """Read every page of a loaded (memory-mapped) index so lookups never wait on disk, and
+        load the search kernel."""
+        _kernel()
         for segment in self._segments:
             for name in _Segment.ARRAYS:
                 array = getattr(segment, name)

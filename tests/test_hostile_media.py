@@ -220,7 +220,8 @@ def locked(tree: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     real = os.scandir
 
     def scandir(target=".", *args, **kwargs):  # type: ignore[no-untyped-def]
-        if Path(os.fspath(target)) == path:
+        # os.scandir takes file descriptors too (shutil.rmtree passes them)
+        if not isinstance(target, int) and Path(os.fspath(target)) == path:
             raise PermissionError(13, "Permission denied", os.fspath(target))
         return real(target, *args, **kwargs)
 

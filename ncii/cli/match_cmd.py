@@ -197,6 +197,7 @@ def match_command(
             store,
             include_low_quality=low_quality,
             snapshot=snapshots.folder_for(store, index_cache),
+            warm=False,  # a few lookups touch a few pages: reading them all costs more
         )
         inputs = expand_inputs(paths or [])
         hashing = HashOptions(video_every=every, query_regions=get_pipeline(pipeline))

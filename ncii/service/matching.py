@@ -10,6 +10,13 @@ itself changed the store see the change at once (``refresh(force=True)`` after a
 The index only proposes candidates: every hit is resolved against the store, with the entry's
 status and the bank's threshold as they are at that moment, so a withdrawn entry is never
 reported even between two refreshes.
+
+Start-up loads only what can decide a match: PDQ and the file digests. A weak 64-bit type
+(phash…) is loaded the first time a lookup could decide on it (a bank opted in, or the query
+gave it a threshold), banked video frames the first time a video is matched; each such late
+load reads its rows and replays the change log since the index's position in one snapshot of
+the database, so every part of the index stays at the same point. The weak hashes that only
+corroborate a match are read for the matched entries from their rows, not from an index.
 """
 
 from __future__ import annotations
@@ -30,7 +37,7 @@ from sqlalchemy.orm import Session
 from ncii.detection import QueryHash
 from ncii.hashing import MediaHashes
 from ncii.index import hex_to_words
-from ncii.match import MatchIndex, QueryOptions, SignalHit
+from ncii.match import PLAIN_PDQ_SIGNALS, MatchIndex, QueryOptions, SignalHit
 from ncii.service import history, snapshots
 from ncii.service.entries import effective_status
 from ncii.service.video_matching import (
@@ -48,6 +55,9 @@ log = logging.getLogger(__name__)
 
 LOAD_BATCH = 100_000
 """Signals read per round trip while loading the index."""
+
+EAGER_TYPES: tuple[str, ...] = PLAIN_PDQ_SIGNALS
+"""Loaded at start-up: the types that decide a match in every bank (PDQ, md5, sha256)."""
 
 RESOLVE_CHUNK = 1_000
 
@@ -118,10 +128,12 @@ class Matcher:
         refresh_interval: float = 0.5,
         include_low_quality: bool = False,
         snapshot: Path | None = None,
+        warm: bool = True,
     ) -> None:
         """``snapshot``: a folder to start from when it still describes the store (see
-        :mod:`ncii.service.snapshots`), and to save the index in after a full load of at
-        least ``snapshots.MIN_ROWS`` hashes."""
+        :mod:`ncii.service.snapshots`), and to save the index in after a load from the
+        database of at least ``snapshots.MIN_ROWS`` hashes. ``warm``: read a snapshot's pages
+        in at once (a long-lived matcher); a one-off lookup touches only the pages it probes."""
         self.store = store
         self.refresh_interval = refresh_interval
         self.include_low_quality = include_low_quality
@@ -130,30 +142,35 @@ class Matcher:
         self.videos = VideoFrames()
         """Banked video entries' vPDQ frames, kept current with the same change log."""
         self._banks: dict[int, dict[str, int]] = {}
+        self._bank_ids: dict[str, int] = {}
         """Per-bank threshold overrides by bank id, reloaded when the change log says so."""
         self.seq = 0
         self._disabled: tuple[int, MatchIndex] | None = None
         """Entries disabled for good (left out of ``index``), for ``include_inactive``."""
         self.loaded_from_snapshot = False
+        self.types: set[str] = set()
+        """Signal types the index holds (see :meth:`_ensure`)."""
+        self._videos_loaded = False
         self._last_refresh = 0.0
-        if snapshot is None or not self._load_snapshot(snapshot):
+        if snapshot is None or not self._load_snapshot(snapshot, warm=warm):
             self._load()
 
-    def _load_snapshot(self, folder: Path) -> bool:
+    def _load_snapshot(self, folder: Path, *, warm: bool) -> bool:
         with self.store.read() as session:
             _repeatable_read(session)
             loaded = snapshots.load(folder, session, include_low_quality=self.include_low_quality)
             if isinstance(loaded, str):
                 log.info("index snapshot %s not used: %s", folder, loaded)
                 return False
-            self.index, self.seq = loaded
-            self.videos.load(session)  # not in the snapshot
+            self.index, self.seq, types = loaded
+            self.types = set(types)
             self._load_banks(session)
-            # Replay what happened since, inside the transaction that verified it.
-            while changes := history.changes_since(session, self.seq):
-                self._apply(session, changes)
-                self.seq = changes[-1].seq
-        self.index.warm()
+            # What the snapshot lacks, read now; then replay what happened since, inside the
+            # transaction that verified it.
+            self._load_types(session, set(EAGER_TYPES) - self.types)
+            self._catch_up(session)
+        if warm:
+            self.index.warm()
         self.loaded_from_snapshot = True
         self._last_refresh = time.monotonic()
         return True
@@ -166,39 +183,70 @@ class Matcher:
             self.seq = history.last_change(session)
             seq_at = snapshots.change_time(session, self.seq)
             fingerprint = snapshots.fingerprint(session)
-            # Each type's hashes as one array, indexed once: no intermediate segments to merge
-            # (at ten million hashes, merging doubled the peak memory of a start).
-            batches: dict[str, tuple[list[str], list[int]]] = defaultdict(lambda: ([], []))
-            parts: dict[str, tuple[list[np.ndarray], list[np.ndarray]]] = defaultdict(
-                lambda: ([], [])
-            )
-
-            def convert(signal_type: str) -> None:
-                values, keys = batches[signal_type]
-                words, key_parts = parts[signal_type]
-                words.append(hex_to_words(values, get_signal_type(signal_type).bits))
-                key_parts.append(np.asarray(keys, dtype=np.int64))
-                values.clear()
-                keys.clear()
-
-            for row in self._signal_rows(session, None):
-                values, keys = batches[row.signal_type]
-                values.append(row.value)
-                keys.append(row.id)
-                if len(keys) >= LOAD_BATCH:
-                    convert(row.signal_type)
-            for signal_type in list(batches):
-                convert(signal_type)
-            for signal_type, (words, key_parts) in parts.items():
-                stacked = np.concatenate(words) if len(words) > 1 else words[0]
-                words.clear()
-                self.index.load_words(signal_type, stacked, np.concatenate(key_parts))
-                del stacked
-            self.videos.load(session)
+            self._load_types(session, set(EAGER_TYPES))
             self._load_banks(session)
-        self.index.compact()
         if self.snapshot is not None and len(self.index) >= snapshots.MIN_ROWS:
             self.save_snapshot(self.snapshot, seq_at=seq_at, fingerprint=fingerprint)
+        self._last_refresh = time.monotonic()
+
+    def _load_types(self, session: Session, types: set[str]) -> None:
+        """Index every indexable row of ``types`` as the caller's transaction sees it."""
+        if not types:
+            return
+        # Each type's hashes as one array, indexed once: no intermediate segments to merge
+        # (at ten million hashes, merging doubled the peak memory of a start).
+        batches: dict[str, tuple[list[str], list[int]]] = defaultdict(lambda: ([], []))
+        parts: dict[str, tuple[list[np.ndarray], list[np.ndarray]]] = defaultdict(lambda: ([], []))
+
+        def convert(signal_type: str) -> None:
+            values, keys = batches[signal_type]
+            words, key_parts = parts[signal_type]
+            words.append(hex_to_words(values, get_signal_type(signal_type).bits))
+            key_parts.append(np.asarray(keys, dtype=np.int64))
+            values.clear()
+            keys.clear()
+
+        for row_id, signal_type, value in self._indexable_rows(session, types):
+            values, keys = batches[signal_type]
+            values.append(value)
+            keys.append(row_id)
+            if len(keys) >= LOAD_BATCH:
+                convert(signal_type)
+        for signal_type in list(batches):
+            convert(signal_type)
+        for signal_type, (words, key_parts) in parts.items():
+            stacked = np.concatenate(words) if len(words) > 1 else words[0]
+            words.clear()
+            self.index.load_words(signal_type, stacked, np.concatenate(key_parts))
+            del stacked
+        self.index.compact()
+        self.types |= types
+
+    def _catch_up(self, session: Session) -> int:
+        """Apply the change log since ``seq`` in the caller's transaction; how many changes.
+        Applying a change the index already reflects does nothing, so parts loaded in this
+        transaction may see changes again."""
+        applied = 0
+        while changes := history.changes_since(session, self.seq):
+            self._apply(session, changes)
+            self.seq = changes[-1].seq
+            applied += len(changes)
+        return applied
+
+    def _ensure(self, types: Iterable[str] = (), *, videos: bool = False) -> None:
+        """Load the signal types (and the banked videos) a lookup needs and the index does not
+        hold yet, then bring everything to the same change-log position."""
+        missing = set(types) - self.types
+        if not missing and (self._videos_loaded or not videos):
+            return
+        with self.store.read() as session:
+            _repeatable_read(session)
+            self._load_types(session, missing)
+            if videos and not self._videos_loaded:
+                self.videos.load(session)
+                self._videos_loaded = True
+            self._load_banks(session)
+            self._catch_up(session)
         self._last_refresh = time.monotonic()
 
     def save_snapshot(
@@ -212,13 +260,38 @@ class Matcher:
                 seq_at=seq_at,
                 include_low_quality=self.include_low_quality,
                 fingerprint=fingerprint,
+                types=self.types,
             )
         except OSError as exc:  # a cache: failing to write it must not stop matching
             log.warning("could not save the index snapshot in %s: %s", folder, exc)
 
-    def _signal_rows(self, session: Session, entry_ids: Sequence[int] | None) -> Iterator[Any]:
-        """Signals of indexable entries (all, or those of ``entry_ids``), low quality left out
-        unless asked."""
+    def _indexable_rows(self, session: Session, types: Iterable[str]) -> Iterator[Any]:
+        """(id, type, value) of every indexable signal of ``types``, filtered in SQL and read
+        as plain Core rows: no ORM rows or type conversion per hash (most of a full load's
+        CPU before)."""
+        query = (
+            select(EntrySignal.id, EntrySignal.signal_type, EntrySignal.value)
+            .join(Entry, Entry.id == EntrySignal.entry_id)
+            .where(EntrySignal.signal_type.in_(sorted(types)))
+            .where(
+                (Entry.status == EntryStatus.active)
+                | ((Entry.status == EntryStatus.disabled) & Entry.disabled_until.is_not(None))
+            )
+            .order_by(EntrySignal.id)
+        )
+        if not self.include_low_quality:
+            query = query.where(
+                EntrySignal.quality.is_(None) | (EntrySignal.quality >= PDQ_MIN_QUALITY)
+            )
+        result = session.connection().execute(query.execution_options(yield_per=LOAD_BATCH))
+        for rows in result.partitions():
+            yield from rows
+
+    def _signal_rows(
+        self, session: Session, entry_ids: Sequence[int] | None, types: Iterable[str]
+    ) -> Iterator[Any]:
+        """Signals of ``types`` of indexable entries (all, or those of ``entry_ids``), low
+        quality left out unless asked."""
         query = (
             select(
                 EntrySignal.id,
@@ -229,6 +302,7 @@ class Matcher:
                 Entry.disabled_until,
             )
             .join(Entry, Entry.id == EntrySignal.entry_id)
+            .where(EntrySignal.signal_type.in_(sorted(types)))
             .order_by(EntrySignal.id)
         )
         if entry_ids is not None:
@@ -253,12 +327,8 @@ class Matcher:
         now = time.monotonic()
         if not force and now - self._last_refresh < self.refresh_interval:
             return 0
-        applied = 0
         with self.store.read() as session:
-            while changes := history.changes_since(session, self.seq):
-                self._apply(session, changes)
-                self.seq = changes[-1].seq
-                applied += len(changes)
+            applied = self._catch_up(session)
         self._last_refresh = now
         return applied
 
@@ -272,22 +342,22 @@ class Matcher:
         )
         for start in range(0, len(entry_ids), RESOLVE_CHUNK):
             chunk = entry_ids[start : start + RESOLVE_CHUNK]
-            for row in self._signal_rows(session, chunk):
+            for row in self._signal_rows(session, chunk, self.types):
                 active = _indexable(EntryStatus(row.status), row.disabled_until)
                 if self.index.set_active(row.signal_type, row.id, active) == 0 and active:
                     self.index.add(row.signal_type, row.value, row.id)
         # Deleted banks need nothing here: their rows are gone, so resolution drops any
         # candidate still in the index.
-        self.videos.apply(session, changes)
+        if self._videos_loaded:
+            self.videos.apply(session, changes)
         # Bank-wide rows (new thresholds, a deleted bank) and unknown banks reload the banks.
         if any(c.entry_id is None or c.bank_id not in self._banks for c in changes):
             self._load_banks(session)
 
     def _load_banks(self, session: Session) -> None:
-        self._banks = {
-            bank_id: dict(thresholds or {})
-            for bank_id, thresholds in session.execute(select(Bank.id, Bank.match_thresholds))
-        }
+        rows = session.execute(select(Bank.id, Bank.name, Bank.match_thresholds)).all()
+        self._banks = {bank_id: dict(thresholds or {}) for bank_id, _, thresholds in rows}
+        self._bank_ids = {name: bank_id for bank_id, name, _ in rows}
 
     # -- matching -------------------------------------------------------------------------
 
@@ -340,7 +410,10 @@ class Matcher:
         """
         self.refresh()
         options = options or VideoOptions()
-        if not frames or not len(self.videos):
+        if not frames:
+            return []
+        self._ensure(videos=True)
+        if not len(self.videos):
             return []
         explicit = options.threshold if options.threshold is not None else pdq_threshold
         overrides = self._bank_thresholds()
@@ -417,6 +490,8 @@ class Matcher:
         and signal type, the closest."""
         self.refresh()
         options = options or QueryOptions(include_low_quality=self.include_low_quality)
+        signals = list(signals)
+        self._ensure(self._deciding_types(signals, options))
         overrides = self._bank_thresholds()
         widest = _widest_thresholds(options, overrides)
         search_options = QueryOptions(
@@ -426,7 +501,6 @@ class Matcher:
             signal_types=options.signal_types,
             detection_margin=options.detection_margin,
         )
-        signals = list(signals)
         hits = self.index.search_signals(
             signals, dihedral=dihedral, regions=regions, options=search_options
         )
@@ -440,7 +514,74 @@ class Matcher:
         if not hits:
             return []
         wanted = set(banks) if banks is not None else None
-        return self._resolve(hits, options, overrides, wanted, include_inactive)
+        found = self._resolve(hits, options, overrides, wanted, include_inactive)
+        return self._with_corroboration(found, signals, options, overrides)
+
+    def _deciding_types(self, signals: Sequence[Signal], options: QueryOptions) -> set[str]:
+        """The query's signal types that can decide a match in some bank: the index must hold
+        them. A weak type only where a bank opted in or the query set its threshold."""
+        opted = {kind for per_bank in self._banks.values() for kind in per_bank}
+        explicit = options.thresholds or {}
+        return {
+            s.type
+            for s in signals
+            if (options.signal_types is None or s.type in options.signal_types)
+            and (get_signal_type(s.type).decisive or s.type in opted or s.type in explicit)
+        }
+
+    def _with_corroboration(
+        self,
+        found: list[BankMatch],
+        signals: Sequence[Signal],
+        options: QueryOptions,
+        overrides: dict[int, dict[str, int]],
+    ) -> list[BankMatch]:
+        """Each match with the weak hashes of its entry that agree with the upload's but decide
+        nothing in its bank, read from the matched entries' rows (a few), not from an index."""
+        weak = {
+            s.type: s.value
+            for s in signals
+            if s.type in WEAK_SIGNALS
+            and (options.signal_types is None or s.type in options.signal_types)
+            and (not s.low_quality or options.include_low_quality)
+        }
+        if not found or not weak:
+            return found
+        explicit = options.thresholds or {}
+        bank_ids = self._bank_ids
+        entry_ids = sorted({m.entry_id for m in found})
+        agreeing: dict[int, set[str]] = defaultdict(set)
+        with self.store.read() as session:
+            for start in range(0, len(entry_ids), RESOLVE_CHUNK):
+                rows = session.execute(
+                    select(
+                        EntrySignal.entry_id,
+                        EntrySignal.signal_type,
+                        EntrySignal.value,
+                        EntrySignal.quality,
+                    ).where(
+                        EntrySignal.entry_id.in_(entry_ids[start : start + RESOLVE_CHUNK]),
+                        EntrySignal.signal_type.in_(sorted(weak)),
+                    )
+                )
+                for row in rows:
+                    low = row.quality is not None and row.quality < PDQ_MIN_QUALITY
+                    if low and not self.include_low_quality:
+                        continue
+                    distance = _hamming(weak[row.signal_type], row.value)
+                    if distance is not None and distance <= options.threshold(row.signal_type):
+                        agreeing[row.entry_id].add(row.signal_type)
+        return [
+            _corroborated(
+                m,
+                {
+                    kind
+                    for kind in agreeing.get(m.entry_id, ())
+                    if not decides(kind, overrides.get(bank_ids.get(m.bank, -1), {}), explicit)
+                },
+            )
+            for m in found
+        ]
 
     def _disabled_index(self) -> MatchIndex:
         """The signals of entries disabled with no end, which the main index leaves out; built
@@ -483,8 +624,6 @@ class Matcher:
         # One match per (entry, signal type): its picture's hash and a variant of it may both
         # be hit; the closest is reported.
         best: dict[tuple[int, str], BankMatch] = {}
-        # Weak hashes of entries that agree but decide nothing here (the bank did not opt in).
-        agreeing: dict[int, set[str]] = defaultdict(set)
         with self.store.read() as session:
             keys = list(by_key)
             for start in range(0, len(keys), RESOLVE_CHUNK):
@@ -526,8 +665,7 @@ class Matcher:
                     if status is not EntryStatus.active and not include_inactive:
                         continue
                     if not decides(kind, bank_thresholds, explicit):
-                        agreeing[row.entry_id].add(kind)
-                        continue
+                        continue  # corroboration only: see _with_corroboration
                     match = BankMatch(
                         bank=row.bank,
                         entry_id=row.entry_id,
@@ -548,7 +686,7 @@ class Matcher:
                         held.variant is not None,
                     ):
                         best[slot] = match
-        found = [_corroborated(m, agreeing.get(m.entry_id, ())) for m in best.values()]
+        found = list(best.values())
         found.sort(key=lambda m: (m.bank, m.entry_id, m.distance, m.signal_type))
         return found
 
@@ -564,6 +702,13 @@ def _corroborated(match: BankMatch, kinds: Iterable[str]) -> BankMatch:
     """``match`` with the weak hashes that also agree with its entry listed."""
     agree = [name for name in WEAK_SIGNALS if name in kinds and name != match.signal_type]
     return replace(match, corroborated_by=tuple(agree)) if agree else match
+
+
+def _hamming(a: str, b: str) -> int | None:
+    """Bits between two hex hashes of one width (``None`` if the widths differ)."""
+    if len(a) != len(b):
+        return None
+    return (int(a, 16) ^ int(b, 16)).bit_count()
 
 
 def _widest_thresholds(
