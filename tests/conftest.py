@@ -20,6 +20,20 @@ from sqlalchemy import URL, make_url, text
 from ncii.store.engine import Store, open_store
 from ncii.store.models import Base
 
+
+@pytest.fixture(scope="session", autouse=True)
+def _private_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Index snapshots (written by ``ncii match``/``scan`` at every bank size) go to a folder
+    of this run, never the user's ~/.cache; subprocesses inherit it."""
+    before = os.environ.get("XDG_CACHE_HOME")
+    os.environ["XDG_CACHE_HOME"] = str(tmp_path_factory.mktemp("xdg-cache"))
+    yield
+    if before is None:
+        os.environ.pop("XDG_CACHE_HOME", None)
+    else:
+        os.environ["XDG_CACHE_HOME"] = before
+
+
 POSTGRES_ENV = "NCII_TEST_POSTGRES_URL"
 REQUIRE_ENV = "NCII_REQUIRE_POSTGRES"
 """Set (as .ci/run does) to fail rather than skip the PostgreSQL cases when no server answers."""
