@@ -15,6 +15,12 @@ their first frame). The choices below are documented in ``docs/hashing.md`` ("Vi
 * **Sampled by presentation time**: one frame every ``every`` seconds (the first frame at or
   after each multiple), or every frame when ``every == 0``. Timestamps count from the first
   frame; a stream whose clock jumps backwards is re-based so it never stops being sampled.
+* **Only what the samples need is decoded**: in MP4, MOV, Matroska/WebM and MPEG-TS the
+  packets' timestamps number and time every frame before any is decoded (:class:`_Plan`);
+  the frames after the last sample of a keyframe group, and those no other frame refers to,
+  are never decoded (half the frames or more of H.264 sampled once a second). The frames,
+  numbers and times are those of decoding every frame; when the decoder hands over a frame
+  the plan did not expect, the video is decoded again in full.
 * **Static overlays found, not removed**: :class:`OverlayFinder` looks at one frame a second of
   the first :data:`OVERLAY_WINDOW` seconds for pixels that stay put while the picture moves
   (a logo, a watermark); :class:`Overlay` says how to paint them over with the picture around
@@ -965,7 +971,7 @@ class Video:
         """The chosen frames, decoding only what they need (:class:`_Plan`); every frame when
         the packets do not allow a plan, or the decoder does not follow it."""
         span = _Span()
-        packets = list(self._guarded(self._demuxed(span)))
+        packets = self._kept_packets(span)
         plan = _Plan.build(packets, self._frame_step(), choose())
         last = -1
         if plan is not None:
@@ -989,6 +995,21 @@ class Video:
             if index > last:
                 yield index, timestamp, make_rgb, sampled
         self._check_complete(span)
+
+    def _kept_packets(self, span: _Span) -> list[av.Packet]:
+        """The video stream's packets, held (compressed) for the plan: no more than
+        ``max_frames`` of them, so a file of millions of tiny packets is refused early."""
+        packets: list[av.Packet] = []
+        frames = 0
+        for packet in self._guarded(self._demuxed(span)):
+            frames += packet.size > 0
+            if frames > self.limits.max_frames:
+                raise MediaTooLarge(
+                    f"{self.name}: more than {self.limits.max_frames:,} frames (the limit; "
+                    "raise it for longer videos)"
+                )
+            packets.append(packet)
+        return packets
 
     def _follow(
         self, plan: _Plan, packets: list[av.Packet]

@@ -10,8 +10,9 @@ from pathlib import Path
 import pytest
 from shared_data import SHARED, requires_shared, shared
 
+from ncii.errors import MediaTooLarge
 from ncii.signals.vpdq import compute_vpdq, sample_frames
-from ncii.video import open_video
+from ncii.video import VideoLimits, open_video
 
 pytestmark = requires_shared
 
@@ -96,3 +97,12 @@ def test_frame_threads_hash_as_before(clip):
     path, every = clip.rsplit("@", 1)
     hashes = compute_vpdq(shared(path).read_bytes(), name=path, every=float(every), threads=2)
     assert [f.to_dict() for f in hashes.frames] == reference()[clip]["frames"]
+
+
+def test_frame_limit_holds_before_anything_is_decoded():
+    """The plan holds the packets: more than ``max_frames`` of them refuse the video."""
+    clip = "threatexchange/tmk/sample-videos/chair-22-sd-grey-bar.mp4"  # 673 frames
+    data = shared(clip).read_bytes()
+    with pytest.raises(MediaTooLarge, match=r"chair\.mp4: more than 600 frames"):
+        compute_vpdq(data, name="chair.mp4", limits=VideoLimits(max_frames=600))
+    assert compute_vpdq(data, limits=VideoLimits(max_frames=673)).frame_count == 673
