@@ -15,12 +15,12 @@ their first frame). The choices below are documented in ``docs/hashing.md`` ("Vi
 * **Sampled by presentation time**: one frame every ``every`` seconds (the first frame at or
   after each multiple), or every frame when ``every == 0``. Timestamps count from the first
   frame; a stream whose clock jumps backwards is re-based so it never stops being sampled.
-* **Only what the samples need is decoded**: in MP4, MOV, Matroska/WebM and MPEG-TS the
-  packets' timestamps number and time every frame before any is decoded (:class:`_Plan`);
-  the frames after the last sample of a keyframe group, and those no other frame refers to,
-  are never decoded (half the frames or more of H.264 sampled once a second). The frames,
-  numbers and times are those of decoding every frame; when the decoder hands over a frame
-  the plan did not expect, the video is decoded again in full.
+* **Only what the samples need is decoded**: in MP4, MOV, Matroska/WebM and MPEG-TS, for
+  H.264, HEVC, VP8, VP9 and AV1, the packets' timestamps number and time every frame before
+  any is decoded (:class:`_Plan`); the frames after the last sample of a keyframe group, and
+  those no other frame refers to, are never decoded (half the frames or more of H.264 sampled
+  once a second). The frames, numbers and times are those of decoding every frame; when the
+  decoder hands over a frame the plan did not expect, the video is decoded again in full.
 * **Static overlays found, not removed**: :class:`OverlayFinder` looks at one frame a second of
   the first :data:`OVERLAY_WINDOW` seconds for pixels that stay put while the picture moves
   (a logo, a watermark); :class:`Overlay` says how to paint them over with the picture around
@@ -839,7 +839,11 @@ class Video:
         choose = partial(_Choice, every, look)
         if self._av is None:
             source = _chosen(self._animation_frames(), choose())
-        elif every > 0 and self._kind.demuxer in _PLANNED_DEMUXERS:
+        elif (
+            every > 0
+            and self._kind.demuxer in _PLANNED_DEMUXERS
+            and self.info.codec in _PLANNED_CODECS
+        ):
             source = self._planned_frames(choose)
         else:
             source = _chosen(self._av_frames(), choose())
@@ -1111,6 +1115,12 @@ _PLANNED_DEMUXERS = frozenset({"mov", "matroska", "mpegts"})
 """Containers whose packets carry true presentation timestamps, so frames can be numbered
 and timed before they are decoded. AVI (FFmpeg guesses its timestamps; packed B-frames come
 out of order) and the rest decode every frame."""
+
+_PLANNED_CODECS = frozenset({"h264", "hevc", "vp8", "vp9", "av1"})
+"""Codecs whose packets are one frame each, shown at the packet's timestamp. MPEG-4 part 2
+is not one of them: its "packed" B-frames (two frames in a packet, then an empty one) keep
+AVI's guessed order even remuxed to Matroska, and come out of the decoder under other
+timestamps than their packets'. Other codecs decode every frame."""
 
 
 class _PlanBroken(Exception):
