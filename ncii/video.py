@@ -15,7 +15,7 @@ their first frame). The choices below are documented in ``docs/hashing.md`` ("Vi
 * **Sampled by presentation time**: one frame every ``every`` seconds (the first frame at or
   after each multiple), or every frame when ``every == 0``. Timestamps count from the first
   frame; a stream whose clock jumps backwards is re-based so it never stops being sampled.
-* **Only what the samples need is decoded**: in MP4, MOV, Matroska/WebM and MPEG-TS, for
+* **Only what the samples need is decoded**: in MP4, MOV and Matroska/WebM, for
   H.264, HEVC, VP8, VP9 and AV1, the packets' timestamps number and time every frame before
   any is decoded (:class:`_Plan`); the frames after the last sample of a keyframe group, and
   those no other frame refers to, are never decoded (half the frames or more of H.264 sampled
@@ -1111,10 +1111,11 @@ _RgbMaker = _AvRgb | _PillowRgb
 
 _T = TypeVar("_T")
 
-_PLANNED_DEMUXERS = frozenset({"mov", "matroska", "mpegts"})
-"""Containers whose packets carry true presentation timestamps, so frames can be numbered
-and timed before they are decoded. AVI (FFmpeg guesses its timestamps; packed B-frames come
-out of order) and the rest decode every frame."""
+_PLANNED_DEMUXERS = frozenset({"mov", "matroska"})
+"""Containers whose packets carry true presentation timestamps, one frame each, so frames can
+be numbered and timed before they are decoded. AVI (FFmpeg guesses its timestamps; packed
+B-frames come out of order), MPEG-TS (broadcast H.264 may send the two fields of a frame as
+two packets) and the rest decode every frame."""
 
 _PLANNED_CODECS = frozenset({"h264", "hevc", "vp8", "vp9", "av1"})
 """Codecs whose packets are one frame each, shown at the packet's timestamp. MPEG-4 part 2
