@@ -15,6 +15,12 @@ their first frame). The choices below are documented in ``docs/hashing.md`` ("Vi
 * **Sampled by presentation time**: one frame every ``every`` seconds (the first frame at or
   after each multiple), or every frame when ``every == 0``. Timestamps count from the first
   frame; a stream whose clock jumps backwards is re-based so it never stops being sampled.
+* **Only what the samples need is decoded**: in MP4, MOV and Matroska/WebM, for
+  H.264, HEVC, VP8, VP9 and AV1, the packets' timestamps number and time every frame before
+  any is decoded (:class:`_Plan`); the frames after the last sample of a keyframe group, and
+  those no other frame refers to, are never decoded (half the frames or more of H.264 sampled
+  once a second). The frames, numbers and times are those of decoding every frame; when the
+  decoder hands over a frame the plan did not expect, the video is decoded again in full.
 * **Static overlays found, not removed**: :class:`OverlayFinder` looks at one frame a second of
   the first :data:`OVERLAY_WINDOW` seconds for pixels that stay put while the picture moves
   (a logo, a watermark); :class:`Overlay` says how to paint them over with the picture around
@@ -33,9 +39,11 @@ import math
 import struct
 import time
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from functools import partial
+from itertools import accumulate as running
+from typing import TypeVar
 
 import av
 import numpy as np
@@ -664,6 +672,9 @@ class Video:
         """Frames decoded so far (sampled or not)."""
         self.decoded_pixels = 0
         """Their pixels: width × height of each, summed."""
+        self.skipped_frames = 0
+        """Of those, frames never decoded because no sampled frame needs them (counted in
+        ``decoded_frames`` all the same: it numbers the frames of the video)."""
         self.duration = 0.0
         """Seconds from the first decoded frame to the end of the last one."""
         try:
@@ -817,27 +828,35 @@ class Video:
         every ``seconds`` would take that ``every`` does not, with ``sampled=False`` (the
         overlay search looks at one frame a second whatever the hashing interval).
 
+        Sampling a video, only the frames the sampled ones need are decoded
+        (:class:`_Plan`); the frames, numbers and times are those of decoding every frame.
+
         Raises ``VideoError`` for a corrupt or truncated stream and ``MediaTooLarge`` when a
         limit is reached; both name the input.
         """
         if not (every >= 0 and math.isfinite(every)):
             raise InvalidArgument(f"every must be a finite number of seconds >= 0, not {every!r}")
-        sampler = _Sampler(every)
-        looker, until = (_Sampler(look[0]), look[1]) if look is not None else (None, 0.0)
-        source = self._av_frames() if self._av is not None else self._animation_frames()
-        for index, timestamp, make_rgb in source:
-            sampled = sampler.take(timestamp)
-            looked = looker is not None and timestamp < until and looker.take(timestamp)
-            if sampled or looked:
-                try:
-                    rgb = make_rgb()
-                except MemoryError:
-                    raise MediaTooLarge(f"{self.name}: out of memory while decoding") from None
-                except Exception as exc:  # a pixel format swscale cannot convert, …
-                    raise VideoError(
-                        f"{self.name}: frame {index} cannot be converted to RGB ({_one_line(exc)})"
-                    ) from None
-                yield VideoFrame(index, timestamp, rgb, sampled)
+        choose = partial(_Choice, every, look)
+        if self._av is None:
+            source = _chosen(self._animation_frames(), choose())
+        elif (
+            every > 0
+            and self._kind.demuxer in _PLANNED_DEMUXERS
+            and self.info.codec in _PLANNED_CODECS
+        ):
+            source = self._planned_frames(choose)
+        else:
+            source = _chosen(self._av_frames(), choose())
+        for index, timestamp, make_rgb, sampled in source:
+            try:
+                rgb = make_rgb()
+            except MemoryError:
+                raise MediaTooLarge(f"{self.name}: out of memory while decoding") from None
+            except Exception as exc:  # a pixel format swscale cannot convert, …
+                raise VideoError(
+                    f"{self.name}: frame {index} cannot be converted to RGB ({_one_line(exc)})"
+                ) from None
+            yield VideoFrame(index, timestamp, rgb, sampled)
 
     def _count_frame(self, pixels: int, budget: int) -> int:
         """Count a decoded frame of ``pixels`` against the frame, pixel and time limits."""
@@ -864,37 +883,29 @@ class Video:
                 f"(stopped after {self.decoded_frames:,} frames)"
             )
 
+    def _frame_step(self) -> float:
+        rate = self._stream.average_rate or self._stream.guessed_rate
+        return 1.0 / float(rate) if rate else 1.0 / 25
+
     def _av_frames(self) -> Iterator[tuple[int, float, _RgbMaker]]:
-        assert self._av is not None
-        stream = self._stream
-        rate = stream.average_rate or stream.guessed_rate
-        timeline = _Timeline(1.0 / float(rate) if rate else 1.0 / 25)
+        """Every frame, decoded as it is demuxed."""
         span = _Span()
-        max_pixels = self.limits.max_pixels
-        budget = self.limits.max_decoded_pixels
+        yield from self._guarded(self._decoded(self._demuxed(span), _Timeline(self._frame_step())))
+        self._check_complete(span)
+
+    def _demuxed(self, span: _Span) -> Iterator[av.Packet]:
+        """The video stream's packets in decoding order; ``span`` sees every stream's."""
+        assert self._av is not None
+        for packet in self._av.demux():
+            self._check_time()
+            span.add(packet)
+            if packet.stream is self._stream:
+                yield packet
+
+    def _guarded(self, steps: Iterator[_T]) -> Iterator[_T]:
+        """``steps``, with what FFmpeg or PyAV raise turned into this input's errors."""
         try:
-            for packet in self._av.demux():
-                self._check_time()
-                span.add(packet)
-                if packet.stream is not stream:
-                    continue
-                try:
-                    decoded = packet.decode()
-                except av.FFmpegError as exc:
-                    raise VideoError(
-                        f"{self.name}: corrupt or truncated video stream after "
-                        f"{self.decoded_frames:,} frames ({_why(exc)})"
-                    ) from None
-                for frame in decoded:
-                    index = self._count_frame(frame.width * frame.height, budget)
-                    if frame.width * frame.height > max_pixels:
-                        raise MediaTooLarge(
-                            f"{self.name}: frame {index} is {frame.width}x{frame.height}, over "
-                            f"the limit of {max_pixels:,} pixels"
-                        )
-                    timestamp = timeline.place(frame.time)
-                    self.duration = timestamp + timeline.step
-                    yield index, timestamp, _AvRgb(frame)
+            yield from steps
         except av.FFmpegError as exc:  # demuxing errors
             raise VideoError(
                 f"{self.name}: corrupt or truncated video after {self.decoded_frames:,} frames "
@@ -902,13 +913,47 @@ class Video:
             ) from None
         except MemoryError:
             raise MediaTooLarge(f"{self.name}: out of memory while decoding") from None
-        except MediaError:
+        except (MediaError, _PlanBroken):
             raise
         except Exception as exc:  # PyAV on hostile streams (e.g. a stream appearing mid-file)
             raise VideoError(
                 f"{self.name}: corrupt video after {self.decoded_frames:,} frames "
                 f"({_one_line(exc)})"
             ) from None
+
+    def _decode(self, packet: av.Packet | None) -> list[av.VideoFrame]:
+        """The frames one packet completes (``None``: the decoder's last, at the end)."""
+        try:
+            if packet is None:
+                return self._stream.codec_context.decode(None)
+            return packet.decode()
+        except av.FFmpegError as exc:
+            raise VideoError(
+                f"{self.name}: corrupt or truncated video stream after "
+                f"{self.decoded_frames:,} frames ({_why(exc)})"
+            ) from None
+
+    def _decoded(
+        self, packets: Iterable[av.Packet], timeline: _Timeline
+    ) -> Iterator[tuple[int, float, _RgbMaker]]:
+        """Every frame of ``packets`` (ending with the demuxer's empty flushing packets)."""
+        max_pixels = self.limits.max_pixels
+        budget = self.limits.max_decoded_pixels
+        for packet in packets:
+            for frame in self._decode(packet):
+                index = self._count_frame(frame.width * frame.height, budget)
+                if frame.width * frame.height > max_pixels:
+                    raise MediaTooLarge(
+                        f"{self.name}: frame {index} is {frame.width}x{frame.height}, over "
+                        f"the limit of {max_pixels:,} pixels"
+                    )
+                timestamp = timeline.place(frame.time)
+                self.duration = timestamp + timeline.step
+                yield index, timestamp, _AvRgb(frame)
+
+    def _check_complete(self, span: _Span) -> None:
+        """Refuse a stream of which no frame decoded, or that ends well before its header
+        says."""
         if self.decoded_frames == 0:
             raise VideoError(f"{self.name}: corrupt or truncated video (no frame could be decoded)")
         declared = self.info.declared_duration
@@ -923,6 +968,75 @@ class Video:
                 f"{self.name}: truncated, or its header lies about its length: it declares "
                 f"{declared:.1f} s but its streams end after {actual:.1f} s"
             )
+
+    def _planned_frames(
+        self, choose: Callable[[], _Choice]
+    ) -> Iterator[tuple[int, float, _RgbMaker, bool]]:
+        """The chosen frames, decoding only what they need (:class:`_Plan`); every frame when
+        the packets do not allow a plan, or the decoder does not follow it."""
+        span = _Span()
+        packets = self._kept_packets(span)
+        plan = _Plan.build(packets, self._frame_step(), choose())
+        last = -1
+        if plan is not None:
+            try:
+                for item in self._guarded(self._follow(plan, packets)):
+                    last = item[0]
+                    yield item
+            except _PlanBroken:
+                pass
+            else:
+                self._check_complete(span)
+                return
+        # Decode everything again, from the first packet; what was yielded is not repeated.
+        codec = self._stream.codec_context
+        codec.flush_buffers()
+        codec.skip_frame = "DEFAULT"
+        self.decoded_frames = self.decoded_pixels = self.skipped_frames = 0
+        choice = choose()
+        frames = self._decoded(packets, _Timeline(self._frame_step()))
+        for index, timestamp, make_rgb, sampled in _chosen(self._guarded(frames), choice):
+            if index > last:
+                yield index, timestamp, make_rgb, sampled
+        self._check_complete(span)
+
+    def _kept_packets(self, span: _Span) -> list[av.Packet]:
+        """The video stream's packets, held (compressed) for the plan: no more than
+        ``max_frames`` of them, so a file of millions of tiny packets is refused early."""
+        packets: list[av.Packet] = []
+        frames = 0
+        for packet in self._guarded(self._demuxed(span)):
+            frames += packet.size > 0
+            if frames > self.limits.max_frames:
+                raise MediaTooLarge(
+                    f"{self.name}: more than {self.limits.max_frames:,} frames (the limit; "
+                    "raise it for longer videos)"
+                )
+            packets.append(packet)
+        return packets
+
+    def _follow(
+        self, plan: _Plan, packets: list[av.Packet]
+    ) -> Iterator[tuple[int, float, _RgbMaker, bool]]:
+        """Decode the packets the plan needs; raises :class:`_PlanBroken` when the decoder
+        hands over a frame the plan did not expect, or misses one it needs."""
+        codec = self._stream.codec_context
+        skip = "DEFAULT"
+        counter = _SlotCounter(self, plan)
+        for position, packet in enumerate(packets):
+            needed = plan.send.get(position)
+            if needed is None:
+                continue
+            wanted = "DEFAULT" if needed else "NONREF"
+            if wanted != skip:
+                codec.skip_frame = skip = wanted
+            for frame in self._decode(packet):
+                yield from counter.place(frame)
+        if skip != "DEFAULT":
+            codec.skip_frame = "DEFAULT"
+        for frame in self._decode(None):
+            yield from counter.place(frame)
+        counter.finish()
 
     def _animation_step(self, step: Callable[[], object], position: int) -> None:
         """Seek to or load a frame; errors become this input's (``EOFError`` ends it)."""
@@ -993,6 +1107,170 @@ class _PillowRgb:
 
 
 _RgbMaker = _AvRgb | _PillowRgb
+
+
+_T = TypeVar("_T")
+
+_PLANNED_DEMUXERS = frozenset({"mov", "matroska"})
+"""Containers whose packets carry true presentation timestamps, one frame each, so frames can
+be numbered and timed before they are decoded. AVI (FFmpeg guesses its timestamps; packed
+B-frames come out of order), MPEG-TS (broadcast H.264 may send the two fields of a frame as
+two packets) and the rest decode every frame."""
+
+_PLANNED_CODECS = frozenset({"h264", "hevc", "vp8", "vp9", "av1"})
+"""Codecs whose packets are one frame each, shown at the packet's timestamp. MPEG-4 part 2
+is not one of them: its "packed" B-frames (two frames in a packet, then an empty one) keep
+AVI's guessed order even remuxed to Matroska, and come out of the decoder under other
+timestamps than their packets'. Other codecs decode every frame."""
+
+
+class _PlanBroken(Exception):
+    """The decoder did not follow a :class:`_Plan`: decode every frame instead."""
+
+
+class _Choice:
+    """Whether :meth:`Video.frames` yields a frame: ``True`` sampled (every ``every``
+    seconds), ``False`` only looked at (``look``), ``None`` neither. Called once per frame,
+    in presentation order."""
+
+    __slots__ = ("looker", "sampler", "until")
+
+    def __init__(self, every: float, look: tuple[float, float] | None) -> None:
+        self.sampler = _Sampler(every)
+        self.looker, self.until = (_Sampler(look[0]), look[1]) if look is not None else (None, 0.0)
+
+    def __call__(self, timestamp: float) -> bool | None:
+        sampled = self.sampler.take(timestamp)
+        looked = self.looker is not None and timestamp < self.until and self.looker.take(timestamp)
+        return True if sampled else (False if looked else None)
+
+
+def _chosen(
+    frames: Iterable[tuple[int, float, _RgbMaker]], choice: _Choice
+) -> Iterator[tuple[int, float, _RgbMaker, bool]]:
+    for index, timestamp, make_rgb in frames:
+        take = choice(timestamp)
+        if take is not None:
+            yield index, timestamp, make_rgb, take
+
+
+@dataclass(frozen=True, slots=True)
+class _Plan:
+    """Which packets to decode so that the chosen frames come out as decoding every frame
+    gives them, from the packets' timestamps alone (no frame decoded).
+
+    Frames are numbered and timed in presentation order (the packets sorted by timestamp).
+    The packets are cut into groups at keyframes that nothing after them (in decoding order)
+    is shown before: a group needs nothing from the groups before it. In each group, the
+    packets up to the last one a chosen frame needs are decoded, the others not at all; of
+    those decoded, the frames not chosen are skipped by the decoder when nothing refers to
+    them (FFmpeg's ``skip_frame=NONREF``). The rest of a video sampled once a second (B-frames,
+    the end of each group, whole groups between two samples) is never decoded.
+    """
+
+    slot_of: dict[int, int]
+    """Presentation timestamp → frame number."""
+    times: list[float]
+    """Seconds from the first frame, by frame number (as :class:`_Timeline` places them)."""
+    chosen: dict[int, bool]
+    """Frame number → sampled (``True``) or only looked at (``False``)."""
+    order: list[int]
+    """The chosen frame numbers, in order."""
+    send: dict[int, bool]
+    """Position of each packet to decode → whether its own frame is chosen."""
+    step: float
+
+    @classmethod
+    def build(cls, packets: list[av.Packet], step: float, choice: _Choice) -> _Plan | None:
+        """The plan, or ``None`` when the packets do not allow one (no keyframe first, a
+        missing or repeated timestamp, a packet the demuxer flags as corrupt)."""
+        video = [(position, p) for position, p in enumerate(packets) if p.size > 0]
+        if not video or not video[0][1].is_keyframe or video[0][1].time_base is None:
+            return None
+        if any(p.pts is None or p.is_corrupt for _, p in video):
+            return None  # a cut file's last packet is flagged corrupt: decoding it says so
+        shown = sorted((p.pts, position) for position, p in video if not p.is_discard)
+        if not shown or len({pts for pts, _ in shown}) != len(shown):
+            return None
+        base = video[0][1].time_base
+        timeline = _Timeline(step)
+        times: list[float] = []
+        chosen: dict[int, bool] = {}
+        needed: set[int] = set()
+        for slot, (pts, position) in enumerate(shown):
+            # float(pts) * num / den, as PyAV's ``Frame.time``: the same float.
+            times.append(timeline.place(float(pts) * base.numerator / base.denominator))
+            take = choice(times[-1])
+            if take is not None:
+                chosen[slot] = take
+                needed.add(position)
+        slot_of = {pts: slot for slot, (pts, _) in enumerate(shown)}
+        return cls(slot_of, times, chosen, sorted(chosen), _sends(video, needed), step)
+
+
+def _sends(video: list[tuple[int, av.Packet]], needed: set[int]) -> dict[int, bool]:
+    """Packets to decode (see :class:`_Plan`): position → whether its frame is needed."""
+    lowest_after = list(running(reversed([p.pts for _, p in video]), min))[::-1]
+    starts, highest = [0], -math.inf
+    for k, (_, packet) in enumerate(video):
+        if k and packet.is_keyframe and highest < lowest_after[k]:
+            starts.append(k)
+        highest = max(highest, packet.pts)
+    send: dict[int, bool] = {}
+    for first, end in zip(starts, [*starts[1:], len(video)], strict=True):
+        group = video[first:end]
+        last = max((k for k, (position, _) in enumerate(group) if position in needed), default=-1)
+        for position, _ in group[: last + 1]:
+            send[position] = position in needed
+    return send
+
+
+class _SlotCounter:
+    """Numbers the frames a :class:`_Plan` decodes (and counts those it skips against the
+    limits) as the decoder hands them over, checking they are the frames it expects."""
+
+    __slots__ = ("budget", "next", "pending", "pixels", "plan", "position", "video")
+
+    def __init__(self, video: Video, plan: _Plan) -> None:
+        self.video = video
+        self.plan = plan
+        self.next = 0
+        self.position = 0
+        self.pending = plan.order[0] if plan.order else None
+        self.pixels = video.info.width * video.info.height
+        self.budget = video.limits.max_decoded_pixels
+
+    def _skip_to(self, slot: int) -> None:
+        while self.next < slot:
+            self.video._count_frame(self.pixels, self.budget)
+            self.video.skipped_frames += 1
+            self.next += 1
+
+    def place(self, frame: av.VideoFrame) -> Iterator[tuple[int, float, _RgbMaker, bool]]:
+        slot = self.plan.slot_of.get(frame.pts) if frame.pts is not None else None
+        if slot is None or slot < self.next or (self.pending is not None and self.pending < slot):
+            raise _PlanBroken  # not a frame of the plan, out of order, or a chosen one missed
+        self._skip_to(slot)
+        pixels = frame.width * frame.height
+        self.video._count_frame(pixels, self.budget)
+        self.next += 1
+        if pixels > self.video.limits.max_pixels:
+            raise MediaTooLarge(
+                f"{self.video.name}: frame {slot} is {frame.width}x{frame.height}, over the "
+                f"limit of {self.video.limits.max_pixels:,} pixels"
+            )
+        if slot == self.pending:
+            order = self.plan.order
+            self.position += 1
+            self.pending = order[self.position] if self.position < len(order) else None
+            self.video.duration = self.plan.times[slot] + self.plan.step
+            yield slot, self.plan.times[slot], _AvRgb(frame), self.plan.chosen[slot]
+
+    def finish(self) -> None:
+        if self.pending is not None:
+            raise _PlanBroken
+        self._skip_to(len(self.plan.times))
+        self.video.duration = self.plan.times[-1] + self.plan.step
 
 
 class _Sampler:
