@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
-from shared_data import VENDORED
+from shared_data import VENDORED, requires_shared, shared
 
 NCII = Path(sys.executable).with_name("ncii")
 TERMINAL_ENV = {"TERM": "xterm-256color", "COLUMNS": "120", "LINES": "40"}
@@ -133,6 +133,33 @@ def test_long_commands_show_progress_on_a_terminal_only(tmp_path: Path, command:
         [str(NCII), *args, "--db", url], capture_output=True, text=True, env=_env(), check=False
     )
     assert label not in plain.stderr and label not in plain.stdout
+
+
+def test_an_import_counts_its_rows_on_a_terminal(tmp_path: Path) -> None:
+    """Item 9: an import shows the rows read, not only the share of the file."""
+    url = _store_with_bank(tmp_path)
+    hashes = tmp_path / "hashes.csv"
+    hashes.write_text("signal_type,value\n" + "".join(f"pdq,{i:064x}\n" for i in range(1, 5001)))
+    code, shown = run_on_terminal(
+        ["import", "reports", str(hashes), "--format", "csv", "--db", url],
+        stdout_path=tmp_path / "out",
+    )
+    assert code == 0, shown
+    assert " rows)" in shown, shown
+
+
+@requires_shared
+def test_one_long_video_shows_its_seconds_hashed(tmp_path: Path) -> None:
+    """Item 9: a single video is not a bar stuck at 0 of 1: a second line counts the seconds
+    of it hashed (in this process; worker processes hash without a bar)."""
+    clip = shared("threatexchange/tmk/sample-videos/chair-19-sd-bar.mp4")
+    code, shown = run_on_terminal(
+        ["hash", str(clip), "--format", "jsonl"], stdout_path=tmp_path / "out"
+    )
+    assert code == 0, shown
+    assert "video seconds" in shown, shown
+    [record] = [json.loads(line) for line in (tmp_path / "out").read_text().splitlines()]
+    assert record["error"] is None and record["vpdq"]
 
 
 # -- issue 12 item 5: results stream, one input at a time -------------------------------------

@@ -8,14 +8,24 @@ import re
 import sys
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from contextvars import Token
 from typing import Any, TextIO, TypeVar
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    ProgressColumn,
+    Task,
+    TaskID,
+    TimeRemainingColumn,
+)
 from rich.table import Table
 from rich.text import Text
 
 from ncii.cli.options import OutputFormat
+from ncii.frame_progress import FrameProgress, frame_progress
 
 T = TypeVar("T")
 
@@ -133,9 +143,10 @@ def note_line(message: str) -> None:
 
 def progress_bar(label: str, *, show: bool | None) -> Progress:
     """The one progress bar of long commands, on stderr; ``show=None`` means: when stderr is a
-    terminal."""
-    return Progress(
-        TextColumn(label),
+    terminal. While it is shown, a video hashed in this process adds a second line counting
+    its seconds hashed."""
+    return _Bar(
+        _Label(label),
         BarColumn(),
         MofNCompleteColumn(),
         TimeRemainingColumn(),
@@ -148,43 +159,99 @@ def progress_bar(label: str, *, show: bool | None) -> Progress:
     )
 
 
+class _Label(ProgressColumn):
+    """The command's label, or a task's own (``label=`` field), such as a video's seconds."""
+
+    def __init__(self, label: str) -> None:
+        super().__init__()
+        self.label = label
+
+    def render(self, task: Task) -> Text:
+        return Text(task.fields.get("label", self.label))
+
+
+class _Bar(Progress):
+    """A :class:`Progress` that also follows the frames of a video being hashed (see
+    :data:`ncii.signals.vpdq.frame_progress`)."""
+
+    _frames: TaskID | None = None
+    _listening: Token[FrameProgress | None] | None = None
+
+    def __enter__(self) -> _Bar:
+        super().__enter__()
+        if not self.disable:
+            self._listening = frame_progress.set(self._on_frame)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._listening is not None:
+            frame_progress.reset(self._listening)
+            self._listening = None
+        super().__exit__(*exc)  # type: ignore[arg-type]
+
+    def _on_frame(self, seconds: float, duration: float | None) -> None:
+        total = max(duration, seconds) if duration else None
+        if self._frames is None:
+            self._frames = self.add_task("video", total=total, label="  video seconds")
+        self.update(self._frames, completed=int(seconds), total=total)
+
+
 class CountingReader:
     """A text stream that advances a progress bar by the characters read from it, so an
-    import of a large file shows how far it has got (rows are read lazily, in order)."""
+    import of a large file shows how far it has got (rows are read lazily, in order), and
+    counts its lines."""
 
-    def __init__(self, stream: TextIO, advance: Callable[[int], None]) -> None:
+    def __init__(self, stream: TextIO, advance: Callable[[int, int], None]) -> None:
         self._stream = stream
         self._advance = advance
+        self.lines = 0
 
     def __iter__(self) -> Iterator[str]:
         return self
 
     def __next__(self) -> str:
-        line = next(self._stream)
-        self._advance(len(line))
-        return line
+        return self._read_line(next(self._stream))
 
     def readline(self, size: int = -1) -> str:
-        line = self._stream.readline(size)
-        self._advance(len(line))
+        return self._read_line(self._stream.readline(size))
+
+    def _read_line(self, line: str) -> str:
+        self.lines += line.endswith("\n")
+        self._advance(len(line), self.lines)
         return line
 
     def read(self, size: int = -1) -> str:
         text = self._stream.read(size)
-        self._advance(len(text))
+        self.lines += text.count("\n")
+        self._advance(len(text), self.lines)
         return text
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._stream, name)
 
 
+ROWS_SHOWN_EVERY = 1000
+"""Lines between updates of an import's row count (an update per row would cost more than
+the row)."""
+
+
 @contextmanager
 def reading_progress(stream: TextIO, label: str, *, total: int | None) -> Iterator[TextIO]:
     """``stream`` wrapped to show a bar of how much of it was read (``total``: its size, if
-    known), on stderr when it is a terminal."""
+    known) and how many rows, on stderr when it is a terminal."""
     with progress_bar(label, show=None) as bar:
         task = bar.add_task(label, total=total)
-        yield CountingReader(stream, lambda n: bar.advance(task, n))  # type: ignore[return-value]
+        shown = 0
+
+        def advance(characters: int, lines: int) -> None:
+            nonlocal shown
+            if lines - shown >= ROWS_SHOWN_EVERY:
+                shown = lines
+                bar.update(task, advance=characters, label=f"{label} ({lines:,} rows)")
+            else:
+                bar.advance(task, characters)
+
+        yield CountingReader(stream, advance)  # type: ignore[misc]
 
 
 def with_progress(items: Iterable[T], label: str, inputs: Sequence[Any]) -> Iterator[T]:

@@ -37,6 +37,7 @@ from typing import NamedTuple
 import numpy as np
 
 from ncii.errors import InvalidArgument, InvalidSignal, InvalidVpdq
+from ncii.frame_progress import frame_progress
 from ncii.index import HammingIndex, hex_to_words
 from ncii.signals import Signal
 from ncii.signals.exact import compute_digests
@@ -341,12 +342,15 @@ def compute_vpdq(
     overlay: Overlay | None = None
     # Hashing less often than the overlay search looks (once a second), it looks in between.
     look = (1.0, search.window) if search is not None and every > 1.0 else None
+    report = frame_progress.get()
     with open_video(data, name=name, limits=limits, threads=threads) as video:
         for frame in video.frames(every, look=look):
             if search is not None and frame.timestamp >= search.window:
                 overlay, search = search.finish(frames, data, name, every, limits, threads), None
             if frame.sampled:
                 frames.append(_hash_frame(frame, unbar, search, overlay))
+                if report is not None:
+                    report(frame.timestamp, video.info.declared_duration)
             elif search is not None:
                 search.offer(frame, find_bars(frame.rgb), None, hashed=False)
         info, decoded, duration = video.info, video.decoded_frames, video.duration
