@@ -310,7 +310,7 @@ def list_entries(
     rows = list(session.scalars(query))
     more = len(rows) > limit
     rows = rows[:limit]
-    signals = _signals_of(session, [e.id for e in rows])
+    signals = signals_of(session, [e.id for e in rows])
     entries = tuple(_info(e, bank.name, signals.get(e.id, ())) for e in rows)
     return EntryPage(entries, rows[-1].id if more and rows else None)
 
@@ -322,10 +322,11 @@ def get_entry(session: Session, entry_id: int) -> EntryInfo:
     if row is None:
         raise NotFound(f"no entry with id {entry_id}")
     entry, bank_name = row
-    return _info(entry, bank_name, _signals_of(session, [entry.id]).get(entry.id, ()))
+    return _info(entry, bank_name, signals_of(session, [entry.id]).get(entry.id, ()))
 
 
-def _signals_of(session: Session, entry_ids: Sequence[int]) -> dict[int, tuple[Signal, ...]]:
+def signals_of(session: Session, entry_ids: Sequence[int]) -> dict[int, tuple[Signal, ...]]:
+    """Each entry's own signals (no detection variants), in the order they were stored."""
     found: dict[int, list[Signal]] = defaultdict(list)
     for start in range(0, len(entry_ids), LOOKUP_CHUNK):
         rows = session.execute(
@@ -445,7 +446,7 @@ def _set_status(
         )
         history.log_changes(session, [(entry.bank_id, entry.id, ChangeKind.status)], at=now)
     bank_name = session.scalar(select(Bank.name).where(Bank.id == entry.bank_id)) or ""
-    info = _info(entry, bank_name, _signals_of(session, [entry.id]).get(entry.id, ()))
+    info = _info(entry, bank_name, signals_of(session, [entry.id]).get(entry.id, ()))
     return StatusChange(info, previous, changed)
 
 

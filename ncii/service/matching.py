@@ -39,7 +39,7 @@ from ncii.hashing import MediaHashes
 from ncii.index import hex_to_words
 from ncii.match import PLAIN_PDQ_SIGNALS, MatchIndex, QueryOptions, SignalHit
 from ncii.service import history, snapshots
-from ncii.service.entries import effective_status
+from ncii.service.entries import effective_status, signals_of
 from ncii.service.video_matching import (
     VideoFrames,
     VideoMatchInfo,
@@ -552,25 +552,14 @@ class Matcher:
         entry_ids = sorted({m.entry_id for m in found})
         agreeing: dict[int, set[str]] = defaultdict(set)
         with self.store.read() as session:
-            for start in range(0, len(entry_ids), RESOLVE_CHUNK):
-                rows = session.execute(
-                    select(
-                        EntrySignal.entry_id,
-                        EntrySignal.signal_type,
-                        EntrySignal.value,
-                        EntrySignal.quality,
-                    ).where(
-                        EntrySignal.entry_id.in_(entry_ids[start : start + RESOLVE_CHUNK]),
-                        EntrySignal.signal_type.in_(sorted(weak)),
-                    )
-                )
-                for row in rows:
-                    low = row.quality is not None and row.quality < PDQ_MIN_QUALITY
-                    if low and not self.include_low_quality:
-                        continue
-                    distance = _hamming(weak[row.signal_type], row.value)
-                    if distance is not None and distance <= options.threshold(row.signal_type):
-                        agreeing[row.entry_id].add(row.signal_type)
+            stored = signals_of(session, entry_ids)
+        for entry_id, kept in stored.items():
+            for signal in kept:
+                if signal.type not in weak or (signal.low_quality and not self.include_low_quality):
+                    continue
+                distance = _hamming(weak[signal.type], signal.value)
+                if distance is not None and distance <= options.threshold(signal.type):
+                    agreeing[entry_id].add(signal.type)
         return [
             _corroborated(
                 m,
